@@ -1,0 +1,112 @@
+package module
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/wprealtime/caddy-realtime/module/hub"
+)
+
+func init() {
+	caddy.RegisterModule(AdminAPI{})
+}
+
+// AdminAPI serves /realtime/ on Caddy's admin endpoint: hub stats, and a
+// publish route that needs no secret because access to the admin endpoint
+// is the credential.
+type AdminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (AdminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.realtime",
+		New: func() caddy.Module { return new(AdminAPI) },
+	}
+}
+
+// Routes implements caddy.AdminRouter.
+func (a AdminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/realtime/hubs", Handler: caddy.AdminHandlerFunc(a.listHubs)},
+		{Pattern: "/realtime/hubs/", Handler: caddy.AdminHandlerFunc(a.publish)},
+	}
+}
+
+// hubInfo is one hub in GET /realtime/hubs.
+type hubInfo struct {
+	Name      string `json:"name"`
+	Backplane string `json:"backplane"`
+	Up        bool   `json:"backplane_up"`
+	LastError string `json:"backplane_error,omitempty"`
+	Head      string `json:"cursor"`
+	Channels  int    `json:"channels"`
+	hub.Snapshot
+}
+
+func (a AdminAPI) listHubs(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errMethod}
+	}
+	out := []hubInfo{}
+	for _, ph := range pooledHubs() {
+		up, lastErr := ph.health()
+		out = append(out, hubInfo{
+			Name:      ph.name,
+			Backplane: ph.backend,
+			Up:        up,
+			LastError: lastErr,
+			Head:      ph.Head().String(),
+			Channels:  ph.Channels(),
+			Snapshot:  ph.Stats().Snapshot(),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return writeJSON(w, http.StatusOK, map[string]any{"hubs": out})
+}
+
+// publish serves POST /realtime/hubs/<name>/publish with the body and
+// answers of realtime_broadcast.
+func (a AdminAPI) publish(w http.ResponseWriter, r *http.Request) error {
+	name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/realtime/hubs/"), "/publish")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return writeJSONError(w, http.StatusNotFound, "not_found", "want POST /realtime/hubs/<name>/publish")
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return writeRejection(w, name, reject(http.StatusMethodNotAllowed, "method_not_allowed", "use POST"))
+	}
+	var target *pooledHub
+	for _, ph := range pooledHubs() {
+		// During a reload that changes a backplane, two hubs briefly
+		// share a name; either one accepts the event into a log.
+		if ph.name == name {
+			target = ph
+		}
+	}
+	if target == nil {
+		return writeJSONError(w, http.StatusNotFound, "unknown_hub", "no running hub named "+name)
+	}
+	if rj := checkContentType(r); rj != nil {
+		return writeRejection(w, name, rj)
+	}
+	body, rj := readBody(r, defaultMaxBody)
+	if rj != nil {
+		return writeRejection(w, name, rj)
+	}
+	pubs, rj := parsePublishBody(body, defaultMaxBatch)
+	if rj != nil {
+		return writeRejection(w, name, rj)
+	}
+	return publishTo(r.Context(), w, target, pubs)
+}
+
+type adminError string
+
+func (e adminError) Error() string { return string(e) }
+
+const errMethod = adminError("method not allowed")
+
+var _ caddy.AdminRouter = AdminAPI{}

@@ -1,0 +1,154 @@
+package module
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(BroadcastHandler{})
+}
+
+// BroadcastHandler is the realtime_broadcast handler: the authenticated
+// publish endpoint that WordPress (cron, hooks, scripts) posts events to.
+type BroadcastHandler struct {
+	// Hub names the hub. Default "default".
+	Hub string `json:"hub,omitempty"`
+	// Secrets authenticate publishers (bearer or HMAC signature). More than
+	// one allows key rotation. Placeholders are expanded at provisioning.
+	// Required.
+	Secrets []string `json:"secrets,omitempty"`
+	// MaxBody bounds the request body, in bytes. Default 65536.
+	MaxBody int64 `json:"max_body,omitempty"`
+	// MaxBatch bounds the events of one request. Default 100.
+	MaxBatch int `json:"max_batch,omitempty"`
+	// SignatureTolerance is how far a signature's timestamp may be from
+	// now (replay protection). Default 5m.
+	SignatureTolerance caddy.Duration `json:"signature_tolerance,omitempty"`
+
+	hub    *pooledHub
+	hubKey string
+	creds  *credentials
+	logger *zap.Logger
+}
+
+// Defaults of realtime_broadcast.
+const (
+	defaultMaxBody            = 64 << 10
+	defaultMaxBatch           = 100
+	defaultSignatureTolerance = 5 * time.Minute
+)
+
+// CaddyModule returns the Caddy module information.
+func (BroadcastHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.realtime_broadcast",
+		New: func() caddy.Module { return new(BroadcastHandler) },
+	}
+}
+
+// Provision expands the secrets and acquires the hub.
+func (b *BroadcastHandler) Provision(ctx caddy.Context) error {
+	b.logger = ctx.Logger()
+	if b.Hub == "" {
+		b.Hub = DefaultHub
+	}
+	if b.MaxBody == 0 {
+		b.MaxBody = defaultMaxBody
+	}
+	if b.MaxBatch == 0 {
+		b.MaxBatch = defaultMaxBatch
+	}
+	if b.SignatureTolerance == 0 {
+		b.SignatureTolerance = caddy.Duration(defaultSignatureTolerance)
+	}
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	repl := caddy.NewReplacer()
+	creds := &credentials{tolerance: time.Duration(b.SignatureTolerance), now: time.Now}
+	for i, s := range b.Secrets {
+		v := repl.ReplaceAll(s, "")
+		if v == "" {
+			return fmt.Errorf("realtime_broadcast: secret #%d is empty after placeholder expansion (is its environment variable set?)", i+1)
+		}
+		creds.secrets = append(creds.secrets, []byte(v))
+	}
+	b.creds = creds
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
+	ph, err := hubFor(ctx, b.Hub)
+	if err != nil {
+		return fmt.Errorf("realtime_broadcast: %v", err)
+	}
+	b.hub, b.hubKey = ph, ph.key
+	return nil
+}
+
+// Validate checks the settings.
+func (b *BroadcastHandler) Validate() error {
+	switch {
+	case len(b.Secrets) == 0:
+		return errors.New("realtime_broadcast: secret is required")
+	case b.MaxBody < 0:
+		return errors.New("realtime_broadcast: max_body must be positive")
+	case b.MaxBatch < 0:
+		return errors.New("realtime_broadcast: max_batch must be positive")
+	case b.SignatureTolerance < 0:
+		return errors.New("realtime_broadcast: signature_tolerance must be positive")
+	}
+	return nil
+}
+
+// Cleanup releases the hub.
+func (b *BroadcastHandler) Cleanup() error {
+	releaseHub(b.hubKey)
+	b.hubKey = ""
+	return nil
+}
+
+// ServeHTTP checks, in order, method, credentials, content type, size,
+// JSON and schema, then publishes. Every answer is JSON. A request that
+// does not get 200 published nothing.
+func (b *BroadcastHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return writeRejection(w, b.Hub, reject(http.StatusMethodNotAllowed, "method_not_allowed", "use POST"))
+	}
+	body, rj := b.creds.check(r, b.MaxBody)
+	if rj != nil {
+		if rj.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="realtime_broadcast"`)
+		}
+		return writeRejection(w, b.Hub, rj)
+	}
+	// A signed request's body was read with its credentials.
+	rj = checkContentType(r)
+	if rj == nil && body == nil {
+		body, rj = readBody(r, b.MaxBody)
+	}
+	if rj != nil {
+		return writeRejection(w, b.Hub, rj)
+	}
+	pubs, rj := parsePublishBody(body, b.MaxBatch)
+	if rj != nil {
+		return writeRejection(w, b.Hub, rj)
+	}
+	return publishTo(r.Context(), w, b.hub, pubs)
+}
+
+func errField(err error) zap.Field { return zap.String("error", err.Error()) }
+
+var (
+	_ caddy.Provisioner           = (*BroadcastHandler)(nil)
+	_ caddy.Validator             = (*BroadcastHandler)(nil)
+	_ caddy.CleanerUpper          = (*BroadcastHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*BroadcastHandler)(nil)
+)

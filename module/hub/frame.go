@@ -1,0 +1,57 @@
+package hub
+
+import "encoding/binary"
+
+// Frames are built here once per event and written as bytes to every
+// subscriber: server frames are never masked (RFC 6455 section 5.1), so the
+// bytes are the same for all connections.
+
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+	finBit  = 0x80
+)
+
+// textFrame frames payload as one unfragmented text frame.
+func textFrame(payload []byte) []byte {
+	return appendFrame(make([]byte, 0, len(payload)+10), opText, payload)
+}
+
+func appendFrame(b []byte, op byte, payload []byte) []byte {
+	b = append(b, finBit|op)
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 126, 0, 0)
+		binary.BigEndian.PutUint16(b[len(b)-2:], uint16(n))
+	default:
+		b = append(b, 127, 0, 0, 0, 0, 0, 0, 0, 0)
+		binary.BigEndian.PutUint64(b[len(b)-8:], uint64(n))
+	}
+	return append(b, payload...)
+}
+
+// CloseFrame frames a close with code and a reason (truncated to fit the
+// 125-byte control frame limit).
+func CloseFrame(code int, reason string) []byte {
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	p := make([]byte, 2, 2+len(reason))
+	binary.BigEndian.PutUint16(p, uint16(code))
+	p = append(p, reason...)
+	return appendFrame(make([]byte, 0, len(p)+2), opClose, p)
+}
+
+// PongFrame frames a pong carrying the ping's application data.
+func PongFrame(data []byte) []byte {
+	if len(data) > 125 {
+		data = data[:125]
+	}
+	return appendFrame(make([]byte, 0, len(data)+2), opPong, data)
+}
+
+var pingFrame = []byte{finBit | opPing, 0}

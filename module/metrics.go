@@ -1,0 +1,110 @@
+package module
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// metrics are created once per process and registered into each config's
+// registry (Caddy makes a new registry per config load). Hub counters live
+// in the engine as atomics; hubCollector reads them at scrape time, so the
+// delivery hot path never touches Prometheus.
+var metrics = struct {
+	rejected       *prometheus.CounterVec
+	publishLatency *prometheus.HistogramVec
+	hubs           *hubCollector
+}{
+	rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy",
+		Subsystem: "realtime",
+		Name:      "publishes_rejected_total",
+		Help:      "Publish requests refused, by hub and reason.",
+	}, []string{"hub", "reason"}),
+	publishLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "caddy",
+		Subsystem: "realtime",
+		Name:      "publish_duration_seconds",
+		Help:      "Time to accept a publish into the hub's log.",
+		Buckets:   []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2},
+	}, []string{"hub"}),
+	hubs: newHubCollector(),
+}
+
+// registerMetrics adds the collectors to the config's registry.
+func registerMetrics(ctx caddy.Context) error {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metrics.rejected, metrics.publishLatency, metrics.hubs} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hubCollector exports every pooled hub's counters, labelled by hub only
+// (never by channel or user: those are unbounded).
+type hubCollector struct {
+	connections, subscriptions, backplaneUp                  *prometheus.Desc
+	published, deliveries, replayed, failed, slow, duplicate *prometheus.Desc
+}
+
+func newHubCollector() *hubCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("caddy_realtime_"+name, help, []string{"hub"}, nil)
+	}
+	return &hubCollector{
+		connections:   d("connections", "Open WebSocket connections."),
+		subscriptions: d("subscriptions", "Channel subscriptions of open connections."),
+		backplaneUp:   d("backplane_up", "1 if the hub's log (memory or Redis) is reachable."),
+		published:     d("events_published_total", "Events accepted into the log (one per channel)."),
+		deliveries:    d("deliveries_total", "Live events queued to subscribers."),
+		replayed:      d("replayed_events_total", "Events sent to resuming subscribers from history."),
+		failed:        d("failed_recoveries_total", "Resumes answered recovered:false."),
+		slow:          d("slow_consumer_disconnects_total", "Connections closed with 1013 for a full send queue."),
+		duplicate:     d("duplicate_publishes_total", "Publications answered as duplicates of an earlier id."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.connections, c.subscriptions, c.backplaneUp, c.published, c.deliveries, c.replayed, c.failed, c.slow, c.duplicate} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := map[string]bool{}
+	for _, ph := range pooledHubs() {
+		if seen[ph.name] {
+			continue // a hub being replaced by a reload; the new one reports
+		}
+		seen[ph.name] = true
+		s := ph.Stats().Snapshot()
+		up, _ := ph.health()
+		gauge := func(d *prometheus.Desc, v int64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), ph.name)
+		}
+		counter := func(d *prometheus.Desc, v int64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), ph.name)
+		}
+		gauge(c.connections, s.Connections)
+		gauge(c.subscriptions, s.Subscriptions)
+		gauge(c.backplaneUp, map[bool]int64{true: 1, false: 0}[up])
+		counter(c.published, s.Published)
+		counter(c.deliveries, s.Deliveries)
+		counter(c.replayed, s.Replayed)
+		counter(c.failed, s.FailedRecoveries)
+		counter(c.slow, s.SlowDisconnects)
+		counter(c.duplicate, s.Duplicates)
+	}
+}

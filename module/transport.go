@@ -1,0 +1,137 @@
+package module
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wprealtime/caddy-realtime/module/hub"
+)
+
+// writeBufferPool lets gorilla borrow a write buffer for the rare frame it
+// writes itself (a protocol-error close) instead of keeping one per
+// connection.
+var writeBufferPool sync.Pool
+
+// hijacker gives gorilla a Hijack method whatever Caddy wrapped the
+// ResponseWriter in: Caddy's idle-timeout writer unwraps but does not
+// hijack, which makes a plain Upgrade fail with 500 (see NOTES.md).
+type hijacker struct{ http.ResponseWriter }
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &lockedConn{Conn: c}, brw, nil
+}
+
+// lockedConn serializes writes: the hub writes frames in batches through
+// the transport, gorilla writes its own protocol-error close frames, and a
+// frame of one must never land inside a frame of the other.
+type lockedConn struct {
+	net.Conn
+	mu sync.Mutex
+}
+
+func (c *lockedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// transport implements hub.Transport over a hijacked connection.
+type transport struct {
+	conn         *websocket.Conn
+	lc           *lockedConn
+	writeTimeout time.Duration
+	closeOnce    sync.Once
+}
+
+func newTransport(conn *websocket.Conn, writeTimeout time.Duration) *transport {
+	return &transport{conn: conn, lc: conn.NetConn().(*lockedConn), writeTimeout: writeTimeout}
+}
+
+// WriteFrames writes pre-framed bytes with one vectored write where the
+// connection supports it (plain TCP), under the write deadline.
+func (t *transport) WriteFrames(frames [][]byte) error {
+	t.lc.mu.Lock()
+	defer t.lc.mu.Unlock()
+	if err := t.lc.Conn.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+		return err
+	}
+	bufs := net.Buffers(frames)
+	_, err := bufs.WriteTo(t.lc.Conn)
+	return err
+}
+
+// Close closes the connection.
+func (t *transport) Close() error {
+	var err error
+	t.closeOnce.Do(func() { err = t.lc.Conn.Close() })
+	return err
+}
+
+// serveSession reads client frames until the connection ends. Protocol
+// pings and pongs keep the read deadline ahead; a client that answers
+// nothing for two ping intervals is gone.
+func serveSession(s *hub.Session, conn *websocket.Conn, t *transport, maxMessage int64, pingInterval time.Duration) {
+	defer func() {
+		if s.Closing() {
+			// Let the close frame out before the socket goes.
+			select {
+			case <-s.Flushed():
+			case <-time.After(t.writeTimeout):
+			}
+		}
+		s.Finish()
+	}()
+	idle := 2 * pingInterval
+	alive := func() { _ = conn.SetReadDeadline(time.Now().Add(idle)) }
+	conn.SetReadLimit(maxMessage)
+	conn.SetPingHandler(func(data string) error {
+		alive()
+		s.QueuePong([]byte(data))
+		return nil
+	})
+	conn.SetPongHandler(func(string) error {
+		alive()
+		return nil
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		// Echo the client's close through the ordered queue.
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		s.CloseWith(code, "")
+		return nil
+	})
+	for {
+		alive()
+		mt, r, err := conn.NextReader()
+		if err != nil {
+			return
+		}
+		if mt == websocket.BinaryMessage {
+			s.CloseWith(hub.CloseUnsupported, "binary frames are not supported")
+			return
+		}
+		// Over max_message_size, gorilla itself sends the 1009 close frame
+		// and fails the read; the deferred Finish then closes the socket.
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return
+		}
+		if !utf8.Valid(data) {
+			s.CloseWith(hub.CloseInvalidPayload, "invalid UTF-8")
+			return
+		}
+		s.HandleText(data)
+	}
+}

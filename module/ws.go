@@ -1,0 +1,265 @@
+package module
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+
+	"github.com/wprealtime/caddy-realtime/module/hub"
+)
+
+func init() {
+	caddy.RegisterModule(WSHandler{})
+}
+
+// WSHandler is the realtime_ws handler: it upgrades requests to WebSocket
+// sessions of a hub. Its settings are the policy for the sessions it
+// accepts; a reload changes them for new sessions while existing ones,
+// which belong to the hub, carry on.
+type WSHandler struct {
+	// Hub names the hub. Default "default".
+	Hub string `json:"hub,omitempty"`
+	// DefaultChannels are joined when a client names none. Default ["default"].
+	DefaultChannels []string `json:"default_channels,omitempty"`
+	// Private lists channel patterns that need a token, beyond private-*.
+	Private []string `json:"private,omitempty"`
+	// TokenSecret is the HS256 key of subscriber tokens. Placeholders such
+	// as {env.X} are expanded at provisioning. Without it there are no
+	// private channels.
+	TokenSecret string `json:"token_secret,omitempty"`
+	// TokenCookie also reads the token from this cookie.
+	TokenCookie string `json:"token_cookie,omitempty"`
+	// AllowedOrigins replaces the default same-origin check.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// MaxConnections per node for this hub. Default 100000.
+	MaxConnections int `json:"max_connections,omitempty"`
+	// MaxConnectionsPerIP per node for this hub; 0 is unlimited. Default 1000.
+	MaxConnectionsPerIP *int `json:"max_connections_per_ip,omitempty"`
+	// MaxSubscriptions per connection. Default 100.
+	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
+	// MaxMessageSize bounds client frames, in bytes. Default 4096.
+	MaxMessageSize int64 `json:"max_message_size,omitempty"`
+	// SendQueue is how many events may wait for a slow client before it is
+	// closed with 1013. Default 256.
+	SendQueue int `json:"send_queue,omitempty"`
+	// PingInterval between protocol pings. Default 25s.
+	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
+	// WriteTimeout bounds each write to a client. Default 10s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+
+	hub      *pooledHub
+	hubKey   string
+	policy   *hub.Policy
+	origins  *originPolicy
+	upgrader websocket.Upgrader
+	logger   *zap.Logger
+}
+
+// Defaults of realtime_ws.
+const (
+	defaultMaxConnections      = 100000
+	defaultMaxConnectionsPerIP = 1000
+	defaultMaxSubscriptions    = 100
+	defaultMaxMessageSize      = 4096
+	defaultSendQueue           = 256
+	defaultPingInterval        = 25 * time.Second
+	defaultWriteTimeout        = 10 * time.Second
+	// readBufferSize is small: client frames are short control messages,
+	// and each idle connection holds this buffer.
+	readBufferSize = 512
+)
+
+// CaddyModule returns the Caddy module information.
+func (WSHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.realtime_ws",
+		New: func() caddy.Module { return new(WSHandler) },
+	}
+}
+
+// Provision sets defaults, expands the token secret and acquires the hub.
+func (h *WSHandler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.setDefaults()
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	p := &hub.Policy{
+		DefaultChannels:     h.DefaultChannels,
+		Private:             h.Private,
+		MaxConnections:      h.MaxConnections,
+		MaxConnectionsPerIP: *h.MaxConnectionsPerIP,
+		MaxSubscriptions:    h.MaxSubscriptions,
+		SendQueue:           h.SendQueue,
+		PingInterval:        time.Duration(h.PingInterval),
+	}
+	if h.TokenSecret != "" {
+		secret := caddy.NewReplacer().ReplaceAll(h.TokenSecret, "")
+		if secret == "" {
+			return fmt.Errorf("realtime_ws: token_secret is empty after placeholder expansion (is its environment variable set?)")
+		}
+		p.Tokens = hub.NewTokenVerifier(secret)
+	}
+	origins, err := newOriginPolicy(h.AllowedOrigins)
+	if err != nil {
+		return fmt.Errorf("realtime_ws: allowed_origins: %v", err)
+	}
+	h.policy, h.origins = p, origins
+	h.upgrader = websocket.Upgrader{
+		ReadBufferSize: readBufferSize,
+		// A pool, so that gorilla never holds a write buffer per
+		// connection; the hub writes pre-framed bytes itself.
+		WriteBufferPool: &writeBufferPool,
+		// Origins are checked before upgrading, with a JSON answer.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
+	ph, err := hubFor(ctx, h.Hub)
+	if err != nil {
+		return fmt.Errorf("realtime_ws: %v", err)
+	}
+	h.hub, h.hubKey = ph, ph.key
+	return nil
+}
+
+func (h *WSHandler) setDefaults() {
+	if h.Hub == "" {
+		h.Hub = DefaultHub
+	}
+	if len(h.DefaultChannels) == 0 {
+		h.DefaultChannels = []string{hub.DefaultChannel}
+	}
+	if h.MaxConnections == 0 {
+		h.MaxConnections = defaultMaxConnections
+	}
+	if h.MaxConnectionsPerIP == nil {
+		n := defaultMaxConnectionsPerIP
+		h.MaxConnectionsPerIP = &n
+	}
+	if h.MaxSubscriptions == 0 {
+		h.MaxSubscriptions = defaultMaxSubscriptions
+	}
+	if h.MaxMessageSize == 0 {
+		h.MaxMessageSize = defaultMaxMessageSize
+	}
+	if h.SendQueue == 0 {
+		h.SendQueue = defaultSendQueue
+	}
+	if h.PingInterval == 0 {
+		h.PingInterval = caddy.Duration(defaultPingInterval)
+	}
+	if h.WriteTimeout == 0 {
+		h.WriteTimeout = caddy.Duration(defaultWriteTimeout)
+	}
+}
+
+// Validate checks the settings (after defaults).
+func (h *WSHandler) Validate() error {
+	switch {
+	case h.MaxConnections < 0:
+		return errors.New("realtime_ws: max_connections must be positive")
+	case h.MaxConnectionsPerIP != nil && *h.MaxConnectionsPerIP < 0:
+		return errors.New("realtime_ws: max_connections_per_ip must be 0 (unlimited) or positive")
+	case h.MaxSubscriptions < 0:
+		return errors.New("realtime_ws: max_subscriptions must be positive")
+	case h.MaxMessageSize < 0:
+		return errors.New("realtime_ws: max_message_size must be positive")
+	case h.SendQueue < 0:
+		return errors.New("realtime_ws: send_queue must be positive")
+	case h.PingInterval < 0:
+		return errors.New("realtime_ws: ping_interval must be positive")
+	case h.WriteTimeout < 0:
+		return errors.New("realtime_ws: write_timeout must be positive")
+	}
+	for _, c := range h.DefaultChannels {
+		if !hub.ValidChannel(c) {
+			return fmt.Errorf("realtime_ws: default_channels: invalid channel name %q", c)
+		}
+	}
+	for _, p := range h.Private {
+		if p == "" || len(p) > 128 {
+			return fmt.Errorf("realtime_ws: private: invalid pattern %q", p)
+		}
+	}
+	return nil
+}
+
+// Cleanup releases the hub; the last handler naming it stops it.
+func (h *WSHandler) Cleanup() error {
+	releaseHub(h.hubKey)
+	h.hubKey = ""
+	return nil
+}
+
+// ServeHTTP upgrades the request and hands the connection to the hub. It
+// returns as soon as the session is started: the session's reader runs on a
+// goroutine of its own, so the connection does not keep this request's
+// stack and buffers alive.
+func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		return writeJSONError(w, http.StatusUpgradeRequired, "upgrade_required", "this endpoint only speaks WebSocket")
+	}
+	if !h.origins.allowed(r) {
+		return writeJSONError(w, http.StatusForbidden, "origin_not_allowed", "origin not allowed")
+	}
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	s, err := h.hub.Admit(h.policy, ip)
+	switch {
+	case errors.Is(err, hub.ErrTooManyConnectionsPerIP):
+		w.Header().Set("Retry-After", "10")
+		return writeJSONError(w, http.StatusTooManyRequests, "too_many_connections", err.Error())
+	case err != nil:
+		w.Header().Set("Retry-After", "10")
+		return writeJSONError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+	}
+	conn, err := h.upgrader.Upgrade(hijacker{w}, r, nil)
+	if err != nil {
+		// gorilla has answered the client already.
+		s.Cancel()
+		h.logger.Debug("websocket upgrade failed", zap.Error(err))
+		return nil
+	}
+	opts := hub.ConnectOptions{IP: ip, Token: h.token(r)}
+	q := r.URL.Query()
+	if v := q.Get("channels"); v != "" {
+		opts.Channels = strings.Split(v, ",")
+	}
+	opts.Since = q.Get("since")
+	t := newTransport(conn, time.Duration(h.WriteTimeout))
+	s.Start(t, opts)
+	go serveSession(s, conn, t, h.MaxMessageSize, time.Duration(h.PingInterval))
+	return nil
+}
+
+// token reads a subscriber token from the Authorization header or the
+// configured cookie; never from the query string, which ends up in logs.
+func (h *WSHandler) token(r *http.Request) string {
+	if v := r.Header.Get("Authorization"); v != "" {
+		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+	}
+	if h.TokenCookie != "" {
+		if c, err := r.Cookie(h.TokenCookie); err == nil {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+var (
+	_ caddy.Provisioner           = (*WSHandler)(nil)
+	_ caddy.Validator             = (*WSHandler)(nil)
+	_ caddy.CleanerUpper          = (*WSHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*WSHandler)(nil)
+)
