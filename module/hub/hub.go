@@ -48,6 +48,9 @@ func New(name string, log Log, logger *zap.Logger) (*Hub, error) {
 	if head, err := log.Head(context.Background()); err == nil {
 		h.head = head
 	}
+	if g, ok := log.(GapReporter); ok {
+		g.OnGap(h.resync)
+	}
 	if err := log.Start(h.deliver); err != nil {
 		return nil, err
 	}
@@ -244,6 +247,24 @@ func (h *Hub) Close(code int, reason string, spread, wait time.Duration) {
 		}
 	}
 	_ = h.log.Close()
+}
+
+// resync closes every session with 1012, spread out, so that clients resume
+// from their cursors: the log skipped events they would otherwise miss.
+func (h *Hub) resync() {
+	h.mu.Lock()
+	sessions := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		sessions = append(sessions, s)
+	}
+	h.mu.Unlock()
+	spread := ShutdownSpread(len(sessions))
+	for _, s := range sessions {
+		s := s
+		time.AfterFunc(rand.N(spread), func() {
+			s.CloseWith(CloseServiceRestart, "events were lost by the backplane; resume with your last cursor")
+		})
+	}
 }
 
 // ShutdownSpread is how long a hub spreads its close frames: 1 ms per

@@ -49,3 +49,12 @@ type Health interface {
 	// Healthy reports whether the backplane is reachable, and the last error.
 	Healthy() (bool, string)
 }
+
+// GapReporter is implemented by logs whose delivery can skip events: a
+// backplane reader that fell behind its stream's trimming. New gives such a
+// log a function to call then, which closes every session with 1012 so that
+// clients resume from their cursors (and learn that they missed events)
+// instead of missing them silently.
+type GapReporter interface {
+	OnGap(func())
+}

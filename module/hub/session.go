@@ -56,7 +56,7 @@ type Session struct {
 
 	// Only touched by the goroutine that calls HandleText.
 	grants   []*Grant
-	tokenErr error // why the handshake token was refused, if it was
+	tokenErr error // why the latest token was refused, if it was
 }
 
 // subscription is one channel of a session; while it catches up from
@@ -194,6 +194,8 @@ func (s *Session) addToken(token string) error {
 		s.tokenErr = err
 		return err
 	}
+	// The latest token's verdict is the one errors report.
+	s.tokenErr = nil
 	s.grants = append(s.grants, g)
 	return nil
 }
