@@ -1,0 +1,205 @@
+// Package testenv is what the process-level test suites share: building the
+// product's Caddy once, free loopback ports, starting and stopping Caddy
+// processes, and the rule for tests that need outside services (skip with
+// a clear message, or fail when REALTIME_TEST_STRICT=1, as CI sets it).
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Strict reports whether tests must fail instead of skipping when a
+// service they need (Redis, MariaDB, PHP-FPM, Chromium) is missing.
+func Strict() bool { return os.Getenv("REALTIME_TEST_STRICT") == "1" }
+
+// Require skips the test (or fails it, when Strict) unless ok.
+func Require(t testing.TB, ok bool, what, hint string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	msg := fmt.Sprintf("%s is not available (%s); set REALTIME_TEST_STRICT=1 to make this a failure", what, hint)
+	if Strict() {
+		t.Fatalf("REALTIME_TEST_STRICT=1: %s", msg)
+	}
+	t.Skip(msg)
+}
+
+// RepoRoot returns the repository's root directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Caddy builds the product's Caddy (./xcaddy-build/caddy) once per test
+// process and returns the binary's path.
+func Caddy(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "caddy-realtime-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "caddy")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./xcaddy-build/caddy")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a Caddy started by a test.
+type Process struct {
+	Cmd    *exec.Cmd
+	Admin  string // host:port of the admin endpoint
+	Log    string // path of its combined output
+	exited chan struct{}
+}
+
+// StartCaddy writes caddyfile into a temp dir and runs Caddy on it from
+// dir (the working directory, for relative roots; "" for the repo root).
+// The Caddyfile must set its admin endpoint to admin. The process is
+// stopped, by its PID, when the test ends.
+func StartCaddy(t testing.TB, caddyfile, admin, dir string, env ...string) *Process {
+	t.Helper()
+	bin := Caddy(t)
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(caddyfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(tmp, "caddy.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	cmd.Dir = dir
+	if dir == "" {
+		cmd.Dir = RepoRoot()
+	}
+	cmd.Env = append(append(os.Environ(), "HOME="+tmp, "XDG_DATA_HOME="+tmp, "XDG_CONFIG_HOME="+tmp), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{Cmd: cmd, Admin: admin, Log: logPath, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.Kill() })
+	if err := p.waitReady(15 * time.Second); err != nil {
+		out, _ := os.ReadFile(logPath)
+		t.Fatalf("caddy did not start: %v\n%s", err, out)
+	}
+	return p
+}
+
+func (p *Process) waitReady(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("process exited")
+		default:
+		}
+		resp, err := http.Get("http://" + p.Admin + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("admin endpoint %s not ready", p.Admin)
+}
+
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) error { return p.Cmd.Process.Signal(sig) }
+
+// Kill stops the process by its PID if it still runs, and waits for it.
+func (p *Process) Kill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.Cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// Output returns what the process has logged so far.
+func (p *Process) Output() string {
+	b, _ := os.ReadFile(p.Log)
+	return string(b)
+}
+
+// Have reports whether a command is on PATH.
+func Have(cmd string) bool {
+	_, err := exec.LookPath(cmd)
+	return err == nil
+}
+
+// Exists reports whether a path exists.
+func Exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// Reachable reports whether a TCP address accepts connections.
+func Reachable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Indent prefixes every line of s, for readable failure output.
+func Indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
+}
