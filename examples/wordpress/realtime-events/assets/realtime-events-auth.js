@@ -56,7 +56,9 @@
 		if (inflight) return inflight;
 		inflight = fetch(cfg.nonceUrl, { credentials: 'same-origin', cache: 'no-store' })
 			.then(function (r) {
-				if (!r.ok) throw new Error('not logged in');
+				// admin-ajax answers 400 "0" to visitors who are not logged in.
+				if (r.status === 400 || r.status === 403) throw new Error('not logged in');
+				if (!r.ok) throw new Error('HTTP ' + r.status);
 				return r.text();
 			})
 			.then(function (nonce) {
@@ -99,9 +101,10 @@
 			if (now - lastForced < MIN_GAP_MS) return;
 			lastForced = now;
 			refresh().then(function () {
-				// The hub reads the cookie at the handshake: reconnect (the client keeps
-				// its cursor and resumes) so the new token is used.
-				if (window.RealtimeEventsConfig) client.connect(window.RealtimeEventsConfig);
+				// The hub reads the cookie at the handshake: a new handshake (same cursor
+				// and channels, so nothing is missed) makes it use the new token.
+				if (typeof client.reconnect === 'function') client.reconnect();
+				else if (window.RealtimeEventsConfig) client.connect(window.RealtimeEventsConfig);
 			}, function () { /* logged out: public channels keep working */ });
 		});
 	}

@@ -1,0 +1,445 @@
+// Browser proof of issue 5 against a real WordPress behind the product's Caddy, with the
+// Debian Chromium driven by playwright-core. Run by wordpress_test.go, which sets:
+//   RT_SITE RT_PAGE_URL RT_DOCROOT RT_TOOL RT_BROADCAST_FILE RT_GOOD_URL RT_BAD_URL
+//   RT_ADMIN_PASSWORD RT_READER_PASSWORD RT_READER_ID RT_OUT PLAYWRIGHT_CORE [CHROMIUM] [RT_PHP]
+// Prints one line per check and, last, "browser: N passed, M failed"; exits 1 on failure.
+// Screenshots and results.json go to RT_OUT.
+'use strict';
+
+const { execFileSync } = require('child_process');
+const fs = require('fs');
+const http = require('http');
+const path = require('path');
+
+const env = (name, def) => {
+	const v = process.env[name];
+	if (v === undefined || v === '') {
+		if (def !== undefined) return def;
+		throw new Error('missing environment variable ' + name);
+	}
+	return v;
+};
+const SITE = env('RT_SITE');
+const PAGE = env('RT_PAGE_URL');
+const OUT = env('RT_OUT');
+const READER_ID = Number(env('RT_READER_ID'));
+const { chromium } = require(env('PLAYWRIGHT_CORE', 'playwright-core'));
+
+fs.mkdirSync(OUT, { recursive: true });
+const stamp = Date.now().toString(36);
+const results = [];
+const notes = {};
+
+function tool(...args) {
+	const out = execFileSync(env('RT_PHP', 'php'), [env('RT_TOOL'), env('RT_DOCROOT'), ...args], { encoding: 'utf8', timeout: 30000 });
+	return JSON.parse(out.trim().split('\n').pop());
+}
+
+function assert(cond, message) {
+	if (!cond) throw new Error(message);
+}
+
+function sleep(ms) {
+	return new Promise((r) => setTimeout(r, ms));
+}
+
+// What a system cron job does: GET wp-cron.php.
+function getWpCron() {
+	return new Promise((resolve, reject) => {
+		http.get(SITE + '/wp-cron.php', (res) => {
+			res.resume();
+			res.on('end', () => resolve(res.statusCode));
+		}).on('error', reject);
+	});
+}
+
+async function step(name, fn) {
+	if (process.env.RT_STEPS && !new RegExp(process.env.RT_STEPS).test(name)) return; // development aid
+	const start = Date.now();
+	try {
+		await fn();
+		results.push({ name, ok: true, ms: Date.now() - start });
+		console.log(`ok   ${name} (${Date.now() - start} ms)`);
+	} catch (err) {
+		results.push({ name, ok: false, ms: Date.now() - start, error: String(err && err.stack || err) });
+		console.log(`FAIL ${name}: ${err && err.stack || err}`);
+	}
+}
+
+// Records the client's control events from the first moment (before auto-start).
+const SPY = () => {
+	window.__rt = { subscribed: [], errors: [], states: [] };
+	let client;
+	Object.defineProperty(window, 'RealtimeEvents', {
+		configurable: true,
+		get() { return client; },
+		set(v) {
+			client = v;
+			if (v && typeof v.on === 'function') {
+				v.on('realtime:subscribed', (f) => window.__rt.subscribed.push(f.channel));
+				v.on('realtime:error', (f) => window.__rt.errors.push({ code: f.code, channel: f.channel }));
+				v.on('realtime:state', (s) => window.__rt.states.push(s.state));
+			}
+		},
+	});
+};
+
+async function newVisitor(browser, name) {
+	const ctx = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+	await ctx.addInitScript(SPY);
+	const page = await ctx.newPage();
+	page.__name = name;
+	page.__dialogs = [];
+	page.__sockets = [];
+	page.on('dialog', (d) => { page.__dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+	page.on('websocket', (ws) => page.__sockets.push(ws.url()));
+	page.on('pageerror', (e) => console.log(`[${name}] page error: ${e.message}`));
+	return { ctx, page };
+}
+
+async function openLivePage(page) {
+	await page.goto(PAGE, { waitUntil: 'load' });
+	await page.waitForFunction(() => window.RealtimeEvents && window.RealtimeEvents.state() === 'open', null, { timeout: 10000 });
+}
+
+async function login(ctx, user, password) {
+	const page = await ctx.newPage();
+	await page.goto(SITE + '/wp-login.php');
+	await page.fill('#user_login', user);
+	await page.fill('#user_pass', password);
+	await Promise.all([page.waitForNavigation(), page.click('#wp-submit')]);
+	assert(/\/wp-admin\//.test(page.url()), `login of ${user} failed (at ${page.url()})`);
+	return page;
+}
+
+async function restNonce(page) {
+	return page.evaluate(async (site) => {
+		const r = await fetch(site + '/wp-admin/admin-ajax.php?action=rest-nonce', { credentials: 'same-origin' });
+		return (await r.text()).trim();
+	}, SITE);
+}
+
+// Publishes a post the way the block editor does: the REST API, as the administrator.
+async function publishPost(adminPage, title) {
+	const nonce = await restNonce(adminPage);
+	const res = await adminPage.evaluate(async ({ site, nonce, title }) => {
+		const r = await fetch(site + '/?rest_route=/wp/v2/posts', {
+			method: 'POST',
+			credentials: 'same-origin',
+			headers: { 'Content-Type': 'application/json', 'X-WP-Nonce': nonce },
+			body: JSON.stringify({ title, status: 'publish', content: 'Published by the end-to-end test.' }),
+		});
+		const body = await r.json();
+		return { status: r.status, id: body.id, title: body.title && body.title.raw, state: body.status };
+	}, { site: SITE, nonce, title });
+	assert(res.status === 201 && res.state === 'publish', `publishing "${title}" failed: ${JSON.stringify(res)}`);
+	return res;
+}
+
+async function deletePost(adminPage, id) {
+	const nonce = await restNonce(adminPage);
+	const status = await adminPage.evaluate(async ({ site, nonce, id }) => (await fetch(`${site}/?rest_route=/wp/v2/posts/${id}&force=true`, {
+		method: 'DELETE', credentials: 'same-origin', headers: { 'X-WP-Nonce': nonce },
+	})).status, { site: SITE, nonce, id });
+	assert(status === 200, `deleting post ${id}: HTTP ${status}`);
+}
+
+function titlesIn(page) {
+	return page.$$eval('#realtime-notification-area .realtime-event-title', (els) => els.map((e) => e.textContent));
+}
+
+async function countTitle(page, title) {
+	return (await titlesIn(page)).filter((t) => t === title).length;
+}
+
+async function waitTitle(page, title, timeout) {
+	await page.waitForFunction(
+		(t) => Array.from(document.querySelectorAll('#realtime-notification-area .realtime-event-title')).some((e) => e.textContent === t),
+		title,
+		{ timeout, polling: 50 },
+	);
+}
+
+async function shot(page, name) {
+	const area = page.locator('#realtime-notification-area');
+	if (await area.count()) {
+		await area.screenshot({ path: path.join(OUT, name + '-area.png'), timeout: 5000 }).catch(() => {});
+	}
+	await page.screenshot({ path: path.join(OUT, name + '.png'), fullPage: false });
+}
+
+async function settingsPage(adminPage) {
+	await adminPage.goto(SITE + '/wp-admin/options-general.php?page=realtime-events');
+	return {
+		backlog: (await adminPage.textContent('.realtime-events-backlog')).trim(),
+		oldest: (await adminPage.textContent('.realtime-events-oldest')).trim(),
+		lastError: (await adminPage.textContent('.realtime-events-last-error')).trim(),
+		hub: (await adminPage.textContent('#realtime-events-hub-status')).trim(),
+		config: (await adminPage.textContent('#realtime-events-config')).replace(/\s+/g, ' '),
+	};
+}
+
+(async () => {
+	const browser = await chromium.launch({
+		executablePath: env('CHROMIUM', '/usr/bin/chromium'),
+		headless: true,
+		args: [
+			'--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+			'--disable-background-networking', '--disable-component-update', '--disable-sync',
+			// Loopback only: any host name fails to resolve; 127.0.0.1 needs no resolver.
+			'--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+		],
+	});
+	let exitCode = 0;
+	try {
+		const admin = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+		const adminPage = await login(admin, 'admin', env('RT_ADMIN_PASSWORD'));
+		const visitor = await newVisitor(browser, 'visitor');
+		await openLivePage(visitor.page);
+
+		// 1. A published post reaches an open page within 5 s, without cron.
+		await step('post title appears within 5 s without cron', async () => {
+			const cron = tool('cron-info');
+			const title = `Live post ${stamp}`;
+			const t0 = Date.now();
+			await publishPost(adminPage, title);
+			await waitTitle(visitor.page, title, 5000);
+			notes.post_to_screen_ms = Date.now() - t0;
+			assert(notes.post_to_screen_ms <= 5000, `took ${notes.post_to_screen_ms} ms`);
+			const after = tool('cron-info');
+			assert(after.next === cron.next, 'the cron drain did not run (its next run is unchanged)');
+			assert(tool('outbox').length === 0, 'outbox is empty after delivery');
+			await shot(visitor.page, '01-post-published');
+		});
+
+		// 1b. A scheduled post is announced when WP-Cron publishes it.
+		await step('scheduled post appears when WP-Cron publishes it', async () => {
+			const title = `Scheduled post ${stamp}`;
+			const nonce = await restNonce(adminPage);
+			const when = new Date(Date.now() + 3600 * 1000).toISOString().slice(0, 19);
+			const res = await adminPage.evaluate(async ({ site, nonce, title, when }) => {
+				const r = await fetch(site + '/?rest_route=/wp/v2/posts', {
+					method: 'POST',
+					credentials: 'same-origin',
+					headers: { 'Content-Type': 'application/json', 'X-WP-Nonce': nonce },
+					body: JSON.stringify({ title, status: 'future', date_gmt: when, content: 'Scheduled by the end-to-end test.' }),
+				});
+				const body = await r.json();
+				return { status: r.status, state: body.status, id: body.id };
+			}, { site: SITE, nonce, title, when });
+			assert(res.status === 201 && res.state === 'future', `scheduling failed: ${JSON.stringify(res)}`);
+			await sleep(1500);
+			assert((await countTitle(visitor.page, title)) === 0, 'not announced while scheduled');
+			// An hour later... (the tool moves the post's date and its cron event to the past).
+			const due = tool('time-passes', String(res.id));
+			assert(due.status === 'future' && due.next, `still scheduled: ${JSON.stringify(due)}`);
+			const t0 = Date.now();
+			await getWpCron(); // the system cron: runs publish_future_post, which publishes the post
+			await waitTitle(visitor.page, title, 5000);
+			notes.scheduled_cron_to_screen_ms = Date.now() - t0;
+		});
+
+		// 2. Broken ingest URL: the event is held; fixed URL + wp-cron.php: delivered once.
+		await step('broken ingest holds the event; fixed URL + wp-cron.php delivers it exactly once', async () => {
+			fs.writeFileSync(env('RT_BROADCAST_FILE'), env('RT_BAD_URL') + '\n');
+			const title = `Held post ${stamp}`;
+			await publishPost(adminPage, title);
+			await sleep(3000);
+			assert((await countTitle(visitor.page, title)) === 0, 'not shown while the ingest is broken');
+			let rows = tool('outbox');
+			assert(rows.length === 1, `one event held in the outbox, got ${rows.length}`);
+			assert(Number(rows[0].attempts) >= 1 && rows[0].last_error !== '', 'the failed attempt is recorded');
+			assert(/^[0-9a-f-]{36}$/.test(rows[0].event_id), 'the event has a UUID');
+			notes.held_error = rows[0].last_error;
+			const settings = await settingsPage(adminPage);
+			notes.settings_while_held = settings;
+			assert(/^1\b/.test(settings.backlog), `settings page shows the backlog: ${settings.backlog}`);
+			assert(settings.lastError !== 'none', 'settings page shows the last error');
+			assert(/Unreachable|refused/i.test(settings.hub), `hub status shows the failure: ${settings.hub}`);
+			assert(!settings.config.includes(process.env.RT_SECRET || '\u0000'), 'secret not shown');
+			await adminPage.screenshot({ path: path.join(OUT, '02-settings-event-held.png'), fullPage: true });
+
+			// Repair the URL and wait for the backoff of the failed attempt to pass.
+			fs.writeFileSync(env('RT_BROADCAST_FILE'), env('RT_GOOD_URL') + '\n');
+			const deadline = Date.now() + 20000;
+			for (;;) {
+				const now = Math.floor(Date.now() / 1000);
+				rows = tool('outbox');
+				if (rows.length === 1 && Number(rows[0].next_attempt_at) <= now) break;
+				assert(Date.now() < deadline, 'the retry never became due');
+				await sleep(500);
+			}
+			assert((await countTitle(visitor.page, title)) === 0, 'nothing delivered it before WP-Cron ran');
+			// The system cron's job: the drain is due (tool), then GET wp-cron.php.
+			tool('cron-due');
+			const t0 = Date.now();
+			const code = await getWpCron();
+			assert(code === 200, `wp-cron.php answered ${code}`);
+			await waitTitle(visitor.page, title, 10000);
+			notes.cron_to_screen_ms = Date.now() - t0;
+			// Run cron again: still exactly once.
+			await sleep(1500);
+			tool('cron-due');
+			await getWpCron();
+			await sleep(2500);
+			assert((await countTitle(visitor.page, title)) === 1, 'shown exactly once');
+			assert(tool('outbox').length === 0, 'outbox empty');
+			await shot(visitor.page, '03-held-event-delivered');
+			const after = await settingsPage(adminPage);
+			notes.settings_after = after;
+			assert(/^0\b/.test(after.backlog), `backlog back to 0: ${after.backlog}`);
+			assert(/Reachable/.test(after.hub), `hub reachable: ${after.hub}`);
+			await adminPage.screenshot({ path: path.join(OUT, '03-settings-hub-ok.png'), fullPage: true });
+		});
+
+		// 3. Offline browser: 3 posts published meanwhile, all shown once after it is back.
+		await step('offline browser gets the 3 posts once each after coming back (resume)', async () => {
+			const titles = [1, 2, 3].map((i) => `Offline post ${i} ${stamp}`);
+			const socketsBefore = visitor.page.__sockets.length;
+			await visitor.ctx.setOffline(true);
+			// The client notices the dead connection (its ping is not answered).
+			await visitor.page.waitForFunction(() => window.RealtimeEvents.state() !== 'open', null, { timeout: 30000, polling: 200 });
+			for (const t of titles) await publishPost(adminPage, t);
+			await sleep(1000);
+			for (const t of titles) assert((await countTitle(visitor.page, t)) === 0, 'nothing arrives while offline');
+			const t0 = Date.now();
+			await visitor.ctx.setOffline(false);
+			for (const t of titles) await waitTitle(visitor.page, t, 15000);
+			notes.resume_ms = Date.now() - t0;
+			await sleep(2000);
+			for (const t of titles) assert((await countTitle(visitor.page, t)) === 1, `"${t}" shown once`);
+			const order = (await titlesIn(visitor.page)).filter((t) => titles.includes(t));
+			assert(JSON.stringify(order) === JSON.stringify(titles.slice().reverse()), `newest first: ${order}`);
+			const resumed = visitor.page.__sockets.slice(socketsBefore).filter((u) => /[?&]since=/.test(u));
+			assert(resumed.length >= 1, 'the client reconnected with its cursor (since=)');
+			notes.resume_url = resumed[resumed.length - 1];
+			await shot(visitor.page, '04-resumed-after-offline');
+		});
+
+		// 4. A title that is HTML is rendered as text and runs nothing.
+		await step('<img onerror> title renders as text and runs nothing', async () => {
+			const title = `<img src=x onerror="window.__xss=1;alert('xss')"> XSS ${stamp}`;
+			const res = await publishPost(adminPage, title);
+			assert(res.title === title, 'WordPress stored the raw title');
+			await waitTitle(visitor.page, title, 5000);
+			await sleep(500);
+			const state = await visitor.page.evaluate(() => ({
+				xss: window.__xss,
+				imgs: document.querySelectorAll('#realtime-notification-area img').length,
+			}));
+			assert(state.xss === undefined, 'onerror did not run');
+			assert(state.imgs === 0, 'no <img> element was created');
+			assert(visitor.page.__dialogs.length === 0, 'no alert dialog');
+			await shot(visitor.page, '05-html-title-as-text');
+			// WordPress itself prints an administrator's title as HTML (unfiltered_html; the
+			// theme's "latest posts" list): remove the post so later pages do not run it.
+			await deletePost(adminPage, res.id);
+		});
+
+		// 5. Private channel: the logged-in user's page gets it, anonymous pages do not.
+		await step('private event reaches the logged-in user and not an anonymous page', async () => {
+			let lapT = Date.now();
+			const lap = (m) => { notes['lap_' + m] = Date.now() - lapT; lapT = Date.now(); };
+			const reader = await newVisitor(browser, 'reader');
+			await login(reader.ctx, 'reader', env('RT_READER_PASSWORD'));
+			lap('login');
+			const cookies = await reader.ctx.cookies(SITE);
+			const token = cookies.find((c) => c.name === 'realtime_token');
+			const meta = cookies.find((c) => c.name === 'realtime_token_meta');
+			assert(token && token.httpOnly && token.sameSite === 'Strict', `HttpOnly SameSite token cookie: ${JSON.stringify(token)}`);
+			assert(meta && !meta.httpOnly, 'a script-readable meta cookie');
+			const metaValue = JSON.parse(decodeURIComponent(meta.value));
+			assert(Object.keys(metaValue).sort().join() === 'channels,exp,iat' && !meta.value.includes(token.value), `meta cookie holds no token: ${meta.value}`);
+			await openLivePage(reader.page);
+			lap('open');
+			const channel = `private-user.${READER_ID}`;
+			await reader.page.waitForFunction((c) => window.__rt.subscribed.includes(c), channel, { timeout: 5000 });
+			lap('subscribed');
+			assert(!(await reader.page.evaluate(() => document.cookie)).includes('realtime_token='), 'the token is not readable by scripts');
+			const html = await reader.page.content();
+			assert(!html.includes(token.value), 'the token is not in the HTML');
+
+			// Refresh through the REST route (nonce from admin-ajax), and without a nonce.
+			const refreshed = await reader.page.evaluate(() => window.RealtimeEventsAuth.refresh());
+			assert(refreshed.expires > Date.now() / 1000 && refreshed.channels.includes(channel) && !refreshed.token, 'REST refresh');
+			const noNonce = await reader.page.evaluate(async (site) => (await fetch(site + '/?rest_route=/realtime-events/v1/token', { method: 'POST', credentials: 'same-origin' })).status, SITE);
+			assert(noNonce === 401, `REST refresh without the nonce is refused (${noNonce})`);
+			lap('refresh');
+
+			// An anonymous page that asks for the channel itself.
+			const spy = await newVisitor(browser, 'anonymous-spy');
+			await openLivePage(spy.page);
+			await spy.page.evaluate((c) => window.RealtimeEvents.subscribe(c), channel);
+			await spy.page.waitForFunction((c) => window.__rt.errors.some((e) => e.channel === c), channel, { timeout: 5000 });
+			const spyErrors = await spy.page.evaluate(() => window.__rt.errors);
+			lap('spy');
+
+			const title = `For the reader only ${stamp}`;
+			const t0 = Date.now();
+			tool('publish', channel, 'private_notice', JSON.stringify({ title, message: 'Only you can see this.' }));
+			await waitTitle(reader.page, title, 5000);
+			notes.private_to_screen_ms = Date.now() - t0;
+			await sleep(2500);
+			assert((await countTitle(visitor.page, title)) === 0, 'not on the anonymous page');
+			assert((await countTitle(spy.page, title)) === 0, 'not on the anonymous page that tried to subscribe');
+			assert(spyErrors.every((e) => e.code === 'forbidden' || e.code === 'token_invalid'), `refused: ${JSON.stringify(spyErrors)}`);
+			notes.anonymous_subscribe_errors = spyErrors;
+			// The token cookie expires (removed here): the hub refuses the private channel,
+			// the page gets a new cookie through the REST route and subscribes again.
+			await reader.ctx.clearCookies({ name: 'realtime_token' });
+			const subscribedBefore = await reader.page.evaluate((c) => window.__rt.subscribed.filter((x) => x === c).length, channel);
+			await reader.page.evaluate(() => window.RealtimeEvents.reconnect());
+			await reader.page.waitForFunction(
+				([c, n]) => window.__rt.subscribed.filter((x) => x === c).length > n,
+				[channel, subscribedBefore],
+				{ timeout: 15000 },
+			);
+			const renewed = (await reader.ctx.cookies(SITE)).find((c) => c.name === 'realtime_token');
+			assert(renewed && renewed.httpOnly, 'a new token cookie was set');
+			notes.reader_errors_after_expiry = await reader.page.evaluate(() => window.__rt.errors);
+			const again = `Still for the reader ${stamp}`;
+			tool('publish', channel, 'private_notice', JSON.stringify({ title: again }));
+			await waitTitle(reader.page, again, 5000);
+			lap('renewal');
+			await shot(reader.page, '06-private-event-logged-in-user');
+			await shot(spy.page, '06-private-event-anonymous');
+			lap('shots');
+			await reader.ctx.close();
+			await spy.ctx.close();
+		});
+
+		// The settings page's "Send test event" button (capability + nonce).
+		await step('settings page "Send test event" reaches the page', async () => {
+			await adminPage.goto(SITE + '/wp-admin/options-general.php?page=realtime-events');
+			const message = `Hello from the settings page ${stamp}`;
+			await adminPage.fill('#realtime-events-message', message);
+			await Promise.all([adminPage.waitForNavigation(), adminPage.click('#realtime-events-test-form input[type=submit]')]);
+			assert(/realtime-events-notice=test-queued/.test(adminPage.url()), `queued: ${adminPage.url()}`);
+			await visitor.page.waitForFunction(
+				(m) => Array.from(document.querySelectorAll('.realtime-event-message')).some((e) => e.textContent === m),
+				message,
+				{ timeout: 5000 },
+			);
+			// Without the nonce the action is refused.
+			const forged = await adminPage.evaluate(async (site) => {
+				const body = new URLSearchParams({ action: 'realtime_events_send_test', channel: 'default', message: 'forged' });
+				const r = await fetch(site + '/wp-admin/admin-post.php', { method: 'POST', body, credentials: 'same-origin' });
+				return r.status;
+			}, SITE);
+			assert(forged === 403, `admin-post without a nonce is refused (${forged})`);
+			await shot(visitor.page, '07-test-event-from-settings');
+		});
+	} catch (err) {
+		results.push({ name: 'setup', ok: false, error: String(err && err.stack || err) });
+		console.log('FAIL setup: ' + (err && err.stack || err));
+	} finally {
+		await browser.close().catch(() => {});
+	}
+	const passed = results.filter((r) => r.ok).length;
+	const failed = results.length - passed;
+	fs.writeFileSync(path.join(OUT, 'results.json'), JSON.stringify({ results, notes }, null, 2));
+	console.log('notes: ' + JSON.stringify(notes));
+	console.log(`browser: ${passed} passed, ${failed} failed`);
+	if (failed) exitCode = 1;
+	process.exit(exitCode);
+})();

@@ -1,0 +1,451 @@
+// End-to-end test of the WordPress side (issue 5): a real WordPress from Debian's
+// packages, a private PHP-FPM pool, MariaDB, the product's own Caddy, and headless
+// Chromium driven by playwright-core.
+//
+// It skips, saying what is missing, when a prerequisite is absent (php-fpm8.2,
+// /usr/share/wordpress, MariaDB at 127.0.0.1:3306, node + playwright-core,
+// /usr/bin/chromium, phpunit); with REALTIME_TEST_STRICT=1 it fails instead.
+//
+//	go test ./test/wordpress/ -run WordPress -v
+//
+// Screenshots and results.json go to $REALTIME_WP_OUTPUT (default test/wordpress/output).
+package wordpress_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	publishSecret = "e2e-publish-secret-9f8e7d6c5b4a39281706"
+	tokenSecret   = "e2e-token-secret-0a1b2c3d4e5f60718293"
+	adminPassword = "admin-pass-e2e"
+	readerPass    = "reader-pass-e2e"
+)
+
+// here is the directory of this file; root the repository.
+func paths(t *testing.T) (here, root string) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the test file")
+	}
+	here = filepath.Dir(file)
+	return here, filepath.Clean(filepath.Join(here, "..", ".."))
+}
+
+func require(t *testing.T, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	msg := "wordpress e2e: " + what + "; set REALTIME_TEST_STRICT=1 to require"
+	if os.Getenv("REALTIME_TEST_STRICT") == "1" {
+		t.Fatal(strings.TrimSuffix(msg, "; set REALTIME_TEST_STRICT=1 to require") + " (REALTIME_TEST_STRICT=1)")
+	}
+	t.Skip(msg)
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func lookPath(name string, extra ...string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, p := range extra {
+		if exists(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// proc is a process this test started; stop() ends it by PID.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func start(t *testing.T, name string, logPath string, env []string, bin string, args ...string) *proc {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); logFile.Close() }()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+func (p *proc) stop(t *testing.T) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Logf("%s (pid %d) did not stop on SIGTERM; killing it", p.name, p.cmd.Process.Pid)
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true
+	default:
+		return false
+	}
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool, procs ...*proc) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		for _, p := range procs {
+			if p.exited() {
+				t.Fatalf("%s exited while waiting for %s", p.name, what)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// run runs a command, logs its output, and returns it.
+func run(t *testing.T, timeout time.Duration, dir string, env []string, bin string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%s timed out after %s: %w", filepath.Base(bin), timeout, ctx.Err())
+	}
+	return out.String(), err
+}
+
+func TestWordPressEndToEnd(t *testing.T) {
+	here, root := paths(t)
+	if testing.Short() && os.Getenv("REALTIME_TEST_STRICT") != "1" {
+		t.Skip("wordpress e2e: skipped in -short mode")
+	}
+
+	// Prerequisites.
+	fpm := lookPath("php-fpm8.2", "/usr/sbin/php-fpm8.2")
+	require(t, fpm != "", "php-fpm8.2 not installed")
+	php := lookPath("php")
+	require(t, php != "", "php (php-cli) not installed")
+	require(t, exists("/usr/share/wordpress/wp-settings.php"), "/usr/share/wordpress not installed (Debian package wordpress)")
+	phpunit := lookPath("phpunit")
+	require(t, phpunit != "", "phpunit not installed")
+	out, err := exec.Command(php, "-r", "echo extension_loaded('mysqli') && extension_loaded('curl') ? 'ok' : 'missing';").Output()
+	require(t, err == nil && string(out) == "ok", "php-mysql or php-curl not installed")
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:3306", 2*time.Second)
+	require(t, err == nil, "mariadb not reachable at 127.0.0.1:3306")
+	conn.Close()
+	node := lookPath("node")
+	require(t, node != "", "node not installed")
+	playwright := ""
+	for _, dir := range []string{filepath.Join(here, "node_modules", "playwright-core"), filepath.Join(root, "test", "e2e", "node_modules", "playwright-core")} {
+		if exists(filepath.Join(dir, "package.json")) {
+			playwright = dir
+			break
+		}
+	}
+	require(t, playwright != "", "playwright-core not installed (npm ci in test/wordpress or test/e2e)")
+	require(t, exists("/usr/bin/chromium"), "/usr/bin/chromium not installed")
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if !exists(goBin) {
+		goBin = lookPath("go")
+	}
+	require(t, goBin != "", "go not found")
+
+	work := t.TempDir()
+	output := os.Getenv("REALTIME_WP_OUTPUT")
+	if output == "" {
+		output = filepath.Join(here, "output")
+	}
+	if err := os.MkdirAll(output, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+
+	// Static checks first: they need no server.
+	t.Run("php-lint", func(t *testing.T) {
+		var files []string
+		for _, dir := range []string{filepath.Join(root, "examples", "wordpress", "realtime-events"), here} {
+			_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.IsDir() && (d.Name() == "node_modules" || d.Name() == "output") {
+					return filepath.SkipDir
+				}
+				if err == nil && !d.IsDir() && strings.HasSuffix(p, ".php") {
+					files = append(files, p)
+				}
+				return nil
+			})
+		}
+		if len(files) < 10 {
+			t.Fatalf("found only %d PHP files", len(files))
+		}
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 4)
+		for _, f := range files {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(f string) {
+				defer func() { <-sem; wg.Done() }()
+				if out, err := exec.Command(php, "-l", f).CombinedOutput(); err != nil {
+					t.Errorf("php -l %s: %v\n%s", f, err, out)
+				}
+			}(f)
+		}
+		wg.Wait()
+		t.Logf("php -l: %d files, no syntax errors", len(files))
+	})
+
+	// The product's Caddy.
+	caddy := filepath.Join(work, "caddy")
+	buildStart := time.Now()
+	if out, err := run(t, 8*time.Minute, root, nil, goBin, "build", "-o", caddy, "./xcaddy-build/caddy"); err != nil {
+		t.Fatalf("go build ./xcaddy-build/caddy: %v\n%s", err, out)
+	}
+	t.Logf("built caddy in %s", time.Since(buildStart).Round(time.Millisecond))
+
+	caddyEnv := []string{
+		"REALTIME_SECRET=" + publishSecret,
+		"REALTIME_TOKEN_SECRET=" + tokenSecret,
+		"HOME=" + work,
+		"XDG_DATA_HOME=" + filepath.Join(work, "xdg-data"),
+		"XDG_CONFIG_HOME=" + filepath.Join(work, "xdg-config"),
+	}
+	t.Run("example-caddyfile-validates", func(t *testing.T) {
+		example := filepath.Join(root, "examples", "wordpress", "Caddyfile")
+		out, err := run(t, time.Minute, work, caddyEnv, caddy, "adapt", "--config", example, "--adapter", "caddyfile")
+		if err != nil {
+			t.Fatalf("caddy adapt examples/wordpress/Caddyfile: %v\n%s", err, out)
+		}
+		for _, want := range []string{`"realtime_ws"`, `"realtime_broadcast"`, `"remote_ip"`, `"token_cookie":"realtime_token"`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("adapted example has no %s", want)
+			}
+		}
+		// validate provisions every module (the secrets come from the environment, as
+		// with the systemd drop-in) without starting anything.
+		if out, err := run(t, time.Minute, work, caddyEnv, caddy, "validate", "--config", example, "--adapter", "caddyfile"); err != nil {
+			t.Fatalf("caddy validate examples/wordpress/Caddyfile: %v\n%s", err, out)
+		}
+	})
+
+	// Scratch WordPress, PHP-FPM pool, Caddyfile.
+	port, ingest := freePort(t), freePort(t)
+	dbName := "rtwp_" + randomHex(6)
+	site := fmt.Sprintf("http://127.0.0.1:%d", port)
+	setupEnv := []string{
+		"RT_WORK=" + work,
+		fmt.Sprintf("RT_PORT=%d", port),
+		fmt.Sprintf("RT_INGEST_PORT=%d", ingest),
+		"RT_DB_NAME=" + dbName,
+		"RT_SECRET=" + publishSecret,
+		"RT_TOKEN_SECRET=" + tokenSecret,
+		"RT_ADMIN_PASSWORD=" + adminPassword,
+		"RT_READER_PASSWORD=" + readerPass,
+	}
+	t.Cleanup(func() {
+		if os.Getenv("REALTIME_WP_KEEP_DB") == "" {
+			_ = exec.Command(php, filepath.Join(here, "db.php"), "drop", "127.0.0.1:3306", "root", "", dbName).Run()
+		}
+	})
+	out2, err := run(t, 2*time.Minute, here, setupEnv, "bash", filepath.Join(here, "setup.sh"))
+	if err != nil {
+		t.Fatalf("setup.sh: %v\n%s", err, out2)
+	}
+	var siteInfo struct {
+		PageURL  string `json:"page_url"`
+		ReaderID int    `json:"reader_id"`
+	}
+	lines := strings.Split(strings.TrimSpace(out2), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &siteInfo); err != nil || siteInfo.PageURL == "" {
+		t.Fatalf("setup.sh did not report the site: %v\n%s", err, out2)
+	}
+	docroot := filepath.Join(work, "docroot")
+
+	// Keep the logs when something fails.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, name := range []string{"caddy.log", "php-fpm.out", "php-fpm.log", "php-errors.log", "wp-debug.log"} {
+			if b, err := os.ReadFile(filepath.Join(work, name)); err == nil {
+				_ = os.WriteFile(filepath.Join(output, name), b, 0o644)
+			}
+		}
+		t.Logf("logs copied to %s", output)
+	})
+
+	fpmArgs := []string{"-F", "-y", filepath.Join(work, "php-fpm.conf")}
+	if os.Geteuid() == 0 {
+		fpmArgs = append(fpmArgs, "-R")
+	}
+	fpmProc := start(t, "php-fpm8.2", filepath.Join(work, "php-fpm.out"), nil, fpm, fpmArgs...)
+	waitFor(t, "the PHP-FPM socket", 15*time.Second, func() bool { return exists(filepath.Join(work, "php-fpm.sock")) }, fpmProc)
+
+	caddyProc := start(t, "caddy", filepath.Join(work, "caddy.log"), caddyEnv, caddy, "run", "--config", filepath.Join(work, "Caddyfile"), "--adapter", "caddyfile")
+	client := &http.Client{Timeout: 5 * time.Second}
+	waitFor(t, "WordPress behind Caddy", 30*time.Second, func() bool {
+		resp, err := client.Get(siteInfo.PageURL)
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 200 && bytes.Contains(body, []byte(`id="realtime-notification-area"`))
+	}, caddyProc, fpmProc)
+	t.Logf("WordPress at %s (page %s), ingest on port %d, database %s; ready after %s", site, siteInfo.PageURL, ingest, dbName, time.Since(began).Round(time.Millisecond))
+
+	goodURL := fmt.Sprintf("http://127.0.0.1:%d/realtime/broadcast", ingest)
+
+	t.Run("phpunit", func(t *testing.T) {
+		out, err := run(t, 3*time.Minute, here, []string{
+			"WP_ROOT=" + docroot,
+			"REALTIME_TEST_BROADCAST_URL=" + goodURL,
+		}, phpunit, "-c", filepath.Join(here, "phpunit.xml"))
+		t.Log("\n" + out)
+		if err != nil {
+			t.Fatalf("phpunit: %v", err)
+		}
+		if !regexp.MustCompile(`(?m)^OK \(\d+ tests?, \d+ assertions?\)`).MatchString(out) {
+			t.Fatalf("phpunit did not report a clean OK (skipped or incomplete tests?)")
+		}
+	})
+
+	t.Run("browser", func(t *testing.T) {
+		closed := freePort(t) // nothing listens there: the "broken" ingest URL
+		out, err := run(t, 4*time.Minute, here, []string{
+			"RT_SITE=" + site,
+			"RT_PAGE_URL=" + siteInfo.PageURL,
+			"RT_DOCROOT=" + docroot,
+			"RT_PHP=" + php,
+			"RT_TOOL=" + filepath.Join(here, "tool.php"),
+			"RT_BROADCAST_FILE=" + filepath.Join(work, "broadcast-url"),
+			"RT_GOOD_URL=" + goodURL,
+			fmt.Sprintf("RT_BAD_URL=http://127.0.0.1:%d/realtime/broadcast", closed),
+			"RT_ADMIN_PASSWORD=" + adminPassword,
+			"RT_READER_PASSWORD=" + readerPass,
+			fmt.Sprintf("RT_READER_ID=%d", siteInfo.ReaderID),
+			"RT_SECRET=" + publishSecret,
+			"RT_OUT=" + output,
+			"PLAYWRIGHT_CORE=" + playwright,
+			"CHROMIUM=/usr/bin/chromium",
+		}, node, filepath.Join(here, "browser.cjs"))
+		t.Log("\n" + out)
+		if err != nil {
+			t.Fatalf("browser.cjs: %v (screenshots in %s)", err, output)
+		}
+		if !regexp.MustCompile(`(?m)^browser: [1-9]\d* passed, 0 failed$`).MatchString(out) {
+			t.Fatalf("browser.cjs did not pass every check")
+		}
+	})
+
+	t.Run("uninstall", func(t *testing.T) {
+		out, err := run(t, time.Minute, here, nil, php, filepath.Join(here, "tool.php"), docroot, "uninstall")
+		if err != nil {
+			t.Fatalf("tool.php uninstall: %v\n%s", err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var state map[string]any
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &state); err != nil {
+			t.Fatalf("tool.php uninstall printed %q", out)
+		}
+		for key, want := range map[string]any{"active": false, "table": nil, "db_version": false, "last_error": false, "cron": false} {
+			if state[key] != want {
+				t.Errorf("after uninstall %s = %v, want %v", key, state[key], want)
+			}
+		}
+	})
+
+	t.Run("no-php-notices-from-the-plugin", func(t *testing.T) {
+		// WP_DEBUG is on. WordPress 6.1 itself emits PHP 8.2 deprecations; none may come
+		// from the plugin, and no database error may appear at all.
+		bad := regexp.MustCompile(`plugins/realtime-events|WordPress database error|PHP Fatal`)
+		for _, name := range []string{"wp-debug.log", "php-errors.log"} {
+			f, err := os.Open(filepath.Join(work, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				if bad.MatchString(sc.Text()) {
+					t.Errorf("%s: %s", name, sc.Text())
+				}
+			}
+			f.Close()
+		}
+	})
+
+	t.Logf("wordpress e2e finished in %s; screenshots in %s", time.Since(began).Round(time.Millisecond), output)
+}
