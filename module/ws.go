@@ -236,7 +236,7 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	}
 	opts.Since = q.Get("since")
 	t := newTransport(conn, time.Duration(h.WriteTimeout))
-	s.Start(t, opts)
+	s.Start(platformTransport(t), opts)
 	go serveSession(s, conn, t, h.MaxMessageSize, time.Duration(h.PingInterval))
 	return nil
 }

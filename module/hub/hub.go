@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"time"
 
@@ -23,6 +24,8 @@ type Hub struct {
 	sessions map[*Session]struct{}
 	perIP    map[string]int
 	closed   bool
+	ready    []*Session // sessions the flusher must write for
+	flushing bool       // a flusher goroutine is running
 }
 
 // channel is the set of live subscribers of one channel, as a slice because
@@ -100,7 +103,10 @@ func (h *Hub) Publish(ctx context.Context, pubs []*Publication) ([]Appended, err
 }
 
 // deliver is the log's delivery callback: it queues each event to the live
-// subscribers of its channel without ever blocking on one of them.
+// subscribers of its channel without ever blocking on one of them, then
+// lets the flusher write. Sessions that were already waiting for a write
+// just get the frame appended, so a busy channel coalesces frames into
+// fewer, larger writes by itself.
 func (h *Hub) deliver(head Cursor, events []*Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -111,12 +117,67 @@ func (h *Hub) deliver(head Cursor, events []*Event) {
 			continue
 		}
 		for _, s := range ch.subs {
-			s.queueEvent(e.frame)
+			if s.queueEvent(e.frame) {
+				h.ready = append(h.ready, s)
+			}
 		}
 		n += int64(len(ch.subs))
 	}
 	h.head = head
 	h.stats.Deliveries.Add(n)
+	if len(h.ready) > 0 && !h.flushing {
+		h.flushing = true
+		go h.flushLoop()
+	}
+}
+
+// flushChunk is how many sessions one flusher goroutine writes for in a
+// row; a large fan-out is split over the processors.
+const flushChunk = 512
+
+// flushLoop writes for the sessions that deliveries made ready, until there
+// are none; it exists only while there is fan-out to write.
+func (h *Hub) flushLoop() {
+	var batch []*Session
+	for {
+		h.mu.Lock()
+		if len(h.ready) == 0 {
+			h.flushing = false
+			if cap(h.ready) > 4*flushChunk {
+				h.ready = nil
+			}
+			h.mu.Unlock()
+			return
+		}
+		batch, h.ready = h.ready, batch[:0]
+		h.mu.Unlock()
+		flushAll(batch)
+		clear(batch)
+	}
+}
+
+// flushAll flushes sessions, over up to GOMAXPROCS goroutines.
+func flushAll(sessions []*Session) {
+	workers := min(runtime.GOMAXPROCS(0), (len(sessions)+flushChunk-1)/flushChunk)
+	if workers <= 1 {
+		for _, s := range sessions {
+			s.flush()
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(sessions) + workers - 1) / workers
+	for i := 0; i < len(sessions); i += per {
+		part := sessions[i:min(i+per, len(sessions))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, s := range part {
+				s.flush()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // admit counts a new session against the limits (0 means unlimited).

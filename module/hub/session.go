@@ -18,6 +18,16 @@ type Transport interface {
 	Close() error
 }
 
+// TryWriter is implemented by transports that can write without blocking
+// (plain TCP on Linux). The hub then writes fan-out frames from a flusher
+// that serves many sessions, and a session only gets a goroutine of its own
+// while its connection would block.
+type TryWriter interface {
+	// TryWriteFrames writes as much of frames as the connection takes at
+	// once, without waiting, and returns the number of bytes written.
+	TryWriteFrames(frames [][]byte) (int, error)
+}
+
 // ConnectOptions describe a new session.
 type ConnectOptions struct {
 	IP       string   // client address, for max_connections_per_ip
@@ -68,6 +78,9 @@ type subscription struct {
 // controlSlack is how many control frames may queue beyond SendQueue events
 // before a session that does not read counts as a slow consumer.
 const controlSlack = 64
+
+// idleQueueCap is the queue capacity an idle session may keep.
+const idleQueueCap = 16
 
 // replayBatch is how many history events one Range call returns.
 const replayBatch = 256
@@ -371,19 +384,26 @@ func (s *Session) sendError(code, msg, channel string) {
 }
 
 // queueEvent queues a live event frame. It never blocks: a session whose
-// queue is full is closed with 1013 and resumes from its cursor.
-func (s *Session) queueEvent(frame []byte) {
+// queue is full is closed with 1013 and resumes from its cursor. It
+// reports whether the session needs a flush (nobody is writing for it yet);
+// the hub's flusher then writes it, after the whole fan-out.
+func (s *Session) queueEvent(frame []byte) (flush bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return
+		return false
 	}
 	if s.events >= s.policy.SendQueue {
 		s.overflowLocked()
-		return
+		return false
 	}
 	s.events++
-	s.pushLocked(frame)
+	s.queue = append(s.queue, frame)
+	if s.writing || s.t == nil {
+		return false
+	}
+	s.writing = true
+	return true
 }
 
 // queueControl queues a control frame (welcome, acknowledgements, errors,
@@ -441,47 +461,125 @@ func (s *Session) pushLocked(frame []byte) {
 	s.queue = append(s.queue, frame)
 	if !s.writing && s.t != nil {
 		s.writing = true
-		go s.writeLoop()
+		go s.writeLoop(nil, false)
 	}
 }
 
+// takeLocked takes the queued frames as one batch. s.mu is held.
+func (s *Session) takeLocked() (batch [][]byte, last bool) {
+	batch = s.queue
+	s.queue = s.spare[:0]
+	s.spare = nil
+	s.events = 0
+	return batch, s.closing // the close frame is the last frame ever queued
+}
+
+// idleLocked ends a writing turn once the queue is empty. s.mu is held.
+func (s *Session) idleLocked() {
+	s.writing = false
+	// An idle session keeps small queues for its next burst, but gives
+	// back what a large burst grew.
+	if cap(s.queue) > idleQueueCap {
+		s.queue = nil
+	}
+	if cap(s.spare) > idleQueueCap {
+		s.spare = nil
+	}
+}
+
+// written recycles a batch and reports whether writing goes on.
+func (s *Session) written(batch [][]byte, last bool, err error) bool {
+	clear(batch)
+	s.mu.Lock()
+	s.spare = batch[:0]
+	s.mu.Unlock()
+	select {
+	case s.space <- struct{}{}:
+	default:
+	}
+	if err == nil && !last {
+		return true
+	}
+	s.mu.Lock()
+	// Nothing more can be written: drop the rest, and let waiters go.
+	s.closing = true
+	clear(s.queue)
+	s.queue, s.spare, s.writing = nil, nil, false
+	s.mu.Unlock()
+	_ = s.t.Close()
+	s.flushOnce.Do(func() { close(s.flushed) })
+	return false
+}
+
 // writeLoop drains the queue in batches until it is empty, then exits.
-func (s *Session) writeLoop() {
+// pending is a batch (or its unwritten rest) to write first.
+func (s *Session) writeLoop(pending [][]byte, last bool) {
+	for {
+		if pending == nil {
+			s.mu.Lock()
+			if len(s.queue) == 0 {
+				s.idleLocked()
+				s.mu.Unlock()
+				return
+			}
+			pending, last = s.takeLocked()
+			s.mu.Unlock()
+		}
+		err := s.t.WriteFrames(pending)
+		if !s.written(pending, last, err) {
+			return
+		}
+		pending = nil
+	}
+}
+
+// flush writes what the session has queued without blocking, when its
+// transport allows; whatever the connection does not take at once is
+// handed to a writer goroutine of the session's own.
+func (s *Session) flush() {
+	tw, ok := s.t.(TryWriter)
+	if !ok {
+		go s.writeLoop(nil, false)
+		return
+	}
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 {
-			s.writing = false
-			// An idle session keeps no queue memory.
-			s.queue, s.spare = nil, nil
+			s.idleLocked()
 			s.mu.Unlock()
 			return
 		}
-		batch := s.queue
-		s.queue = s.spare[:0]
-		s.events = 0
-		last := s.closing // the close frame is the last frame ever queued
+		batch, last := s.takeLocked()
 		s.mu.Unlock()
-		select {
-		case s.space <- struct{}{}:
-		default:
+		n, err := tw.TryWriteFrames(batch)
+		if err == nil && n < framesLen(batch) {
+			go s.writeLoop(unwritten(batch, n), last)
+			return
 		}
-		err := s.t.WriteFrames(batch)
-		clear(batch)
-		s.mu.Lock()
-		s.spare = batch[:0]
-		s.mu.Unlock()
-		if err != nil || last {
-			s.mu.Lock()
-			// Nothing more can be written: drop the rest, and let waiters go.
-			s.closing = true
-			clear(s.queue)
-			s.queue, s.spare, s.writing = nil, nil, false
-			s.mu.Unlock()
-			_ = s.t.Close()
-			s.flushOnce.Do(func() { close(s.flushed) })
+		if !s.written(batch, last, err) {
 			return
 		}
 	}
+}
+
+func framesLen(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
+}
+
+// unwritten returns what is left of frames after n bytes were written.
+func unwritten(frames [][]byte, n int) [][]byte {
+	for i, f := range frames {
+		if n < len(f) {
+			rest := append([][]byte{f[n:]}, frames[i+1:]...)
+			return rest
+		}
+		n -= len(f)
+	}
+	return nil
 }
 
 // CloseWith queues a close frame after what is already queued; the
@@ -503,7 +601,7 @@ func (s *Session) closeLocked(code int, reason string) {
 	s.queue = append(s.queue, CloseFrame(code, reason))
 	if !s.writing && s.t != nil {
 		s.writing = true
-		go s.writeLoop()
+		go s.writeLoop(nil, false)
 	}
 }
 

@@ -1,0 +1,126 @@
+package hub
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// streamConn is a TryWriter transport that takes only a few bytes per
+// non-blocking write, like a socket with a small buffer: frames are split
+// across writes, and the rest must follow in order from a writer goroutine.
+type streamConn struct {
+	mu       sync.Mutex
+	buf      []byte
+	tries    int
+	partials int
+	closed   bool
+	s        *Session
+}
+
+func (c *streamConn) TryWriteFrames(frames [][]byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tries++
+	room := rand.IntN(300)
+	n := 0
+	for _, f := range frames {
+		take := min(len(f), room-n)
+		c.buf = append(c.buf, f[:take]...)
+		n += take
+		if take < len(f) {
+			c.partials++
+			break
+		}
+	}
+	return n, nil
+}
+
+func (c *streamConn) WriteFrames(frames [][]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range frames {
+		c.buf = append(c.buf, f...)
+	}
+	return nil
+}
+
+func (c *streamConn) Close() error {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if !already && c.s != nil {
+		go c.s.Finish()
+	}
+	return nil
+}
+
+// payloads decodes the byte stream into the text frames' event payloads.
+func (c *streamConn) payloads(t *testing.T) []int {
+	c.mu.Lock()
+	b := append([]byte(nil), c.buf...)
+	c.mu.Unlock()
+	var out []int
+	for len(b) >= 2 {
+		n, hdr := int(b[1]&0x7f), 2
+		switch n {
+		case 126:
+			if len(b) < 4 {
+				return out
+			}
+			n, hdr = int(binary.BigEndian.Uint16(b[2:])), 4
+		case 127:
+			t.Fatal("unexpected 64-bit length")
+		}
+		if len(b) < hdr+n {
+			return out
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b[hdr:hdr+n], &m); err != nil {
+			t.Fatalf("corrupt frame: %v: %q", err, b[hdr:hdr+n])
+		}
+		if p, ok := m["payload"]; ok {
+			out = append(out, int(p.(float64)))
+		}
+		b = b[hdr+n:]
+	}
+	return out
+}
+
+func TestFanOutWithPartialNonBlockingWrites(t *testing.T) {
+	h, _ := newTestHub(t, 10)
+	p := testPolicy()
+	p.SendQueue = 10000
+	var conns []*streamConn
+	for i := 0; i < 20; i++ {
+		c := &streamConn{}
+		s, err := h.Admit(p, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.s = s
+		s.Start(c, ConnectOptions{})
+		conns = append(conns, c)
+	}
+	for i := 0; i < 200; i++ {
+		publish(t, h, "default", "n", strconv.Itoa(i))
+	}
+	tries, partials := 0, 0
+	for i, c := range conns {
+		waitFor(t, "all payloads", func() bool { return len(c.payloads(t)) >= 200 })
+		for j, v := range c.payloads(t) {
+			if v != j {
+				t.Fatalf("conn %d: payload %d at position %d", i, v, j)
+			}
+		}
+		tries += c.tries
+		partials += c.partials
+	}
+	if tries == 0 || partials == 0 {
+		t.Fatalf("the non-blocking path was not exercised: %d tries, %d partial", tries, partials)
+	}
+}
