@@ -24,8 +24,21 @@ var writeBufferPool sync.Pool
 // hijack, which makes a plain Upgrade fail with 500 (see NOTES.md).
 type hijacker struct{ http.ResponseWriter }
 
+// Hijack hijacks the innermost writer, past Caddy's wrappers: with access
+// logging on, Caddy's response recorder wraps the hijacked connection to
+// count its bytes in plain fields that it reads once ServeHTTP returns,
+// while this handler returns as soon as the session starts and the session
+// goes on reading and writing (a data race under -race).
 func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	w := h.ResponseWriter
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	c, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
