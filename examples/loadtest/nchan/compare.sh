@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# compare.sh: caddy-realtime against nginx + nchan with the same load tool,
+# module and nchan alternating (the first of the pair alternates too), a fresh
+# server for every run, RUNS runs per scenario; prints medians with spread and
+# the issue-6 table.
+#
+#   examples/loadtest/nchan/compare.sh                   # all issue-6 scenarios, 3 runs each
+#   RUNS=5 SCENARIOS="flood rate200" examples/loadtest/nchan/compare.sh
+#   TLS=1 SCENARIOS="idle-tls flood-tls" examples/loadtest/nchan/compare.sh
+#
+# Scenarios (issue 6):
+#   idle      10,000 idle subscribers, memory measured 30 s after the last connect
+#   flood     1,000 subscribers, one publisher back to back for 10 s
+#   rate200   1,000 subscribers, 200 events/s for 10 s
+#   latency   10,000 subscribers, 2 events/s for 15 s
+#   publish   1 subscriber, 32 concurrent publishers for 10 s
+#   smoke     200 subscribers, back to back for 2 s (quick sanity check)
+#   idle-tls, flood-tls: idle and flood over wss:// / https:// (module: tls internal)
+#
+# Environment: RUNS (3), SCENARIOS, OUT (result dir), NCHAN_WORKERS (2),
+# RT_PORT (8480), RT_TLS_PORT (8443), RT_ADMIN (localhost:2019), NC_PORT (8490),
+# NC_TLS_PORT (8493), LOADTEST_FLAGS (extra flags for every run), QUIET_BUSY (0.3: wait
+# before each run until other processes use less than this many cores), QUIET_WAIT (300 s
+# at most, then run anyway and say so), NICE (0: niceness of both servers and the load
+# tool, e.g. -10 to keep other work on a shared machine from dominating the figures).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+runs=${RUNS:-3}
+scenarios=${SCENARIOS:-"idle flood rate200 latency publish"}
+out=${OUT:-/tmp/loadtest-compare-$(date +%Y%m%d-%H%M%S)}
+workers=${NCHAN_WORKERS:-2}
+export RT_PORT=${RT_PORT:-8480} RT_TLS_PORT=${RT_TLS_PORT:-8443} RT_ADMIN=${RT_ADMIN:-localhost:2019}
+export RT_STORAGE=${RT_STORAGE:-$out/caddy-storage}
+nc_port=${NC_PORT:-8490}
+nc_tls_port=${NC_TLS_PORT:-8493}
+extra=${LOADTEST_FLAGS:-}
+quiet_busy=${QUIET_BUSY:-0.3}
+quiet_wait=${QUIET_WAIT:-300}
+nice_n=${NICE:-0}
+run_nice() { if [ "$nice_n" != 0 ]; then nice -n "$nice_n" "$@"; else "$@"; fi; }
+nice_cmd=(env) # a prefix that execs, so that $! is the server itself
+[ "$nice_n" != 0 ] && nice_cmd=(nice -n "$nice_n")
+mkdir -p "$out"
+
+log() { printf '[compare %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+port_free() { ! ss -Hltn "sport = :$1" | grep -q .; }
+wait_port() { # port, seconds
+	local i
+	for i in $(seq 1 $(($2 * 10))); do
+		port_free "$1" || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+# wait_quiet: the machine is shared; wait (bounded) until other work is below
+# QUIET_BUSY cores over one second, so runs are not measured under someone's build.
+wait_quiet() {
+	local i a b busy
+	for i in $(seq 1 "$quiet_wait"); do
+		a=$(busy_ticks)
+		sleep 1
+		b=$(busy_ticks)
+		busy=$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", (b-a)/100}')
+		if awk -v x="$busy" -v t="$quiet_busy" 'BEGIN{exit !(x < t)}'; then
+			[ "$i" -gt 1 ] && log "machine quiet after ${i}s (busy $busy cores)"
+			return 0
+		fi
+		[ $((i % 30)) = 1 ] && log "waiting for a quiet machine (busy $busy cores)"
+	done
+	log "machine still busy ($busy cores) after ${quiet_wait}s; running anyway"
+}
+
+log "building into $out"
+(cd "$repo" && go build -o "$out/caddy" ./xcaddy-build/caddy && go build -o "$out/loadtest" ./examples/loadtest)
+"$here/run-nchan.sh" install
+
+for p in "$RT_PORT" "$RT_TLS_PORT" "${RT_ADMIN##*:}" "$nc_port" "$nc_tls_port"; do
+	port_free "$p" || { log "port $p is in use; set RT_PORT/RT_TLS_PORT/RT_ADMIN/NC_PORT/NC_TLS_PORT"; exit 1; }
+done
+
+rt_pid=
+nc_dir="$out/nchan"
+start_realtime() {
+	"${nice_cmd[@]}" "$out/caddy" run --config "$repo/examples/loadtest/Caddyfile" >"$out/caddy-$1.log" 2>&1 &
+	rt_pid=$!
+	wait_port "$RT_PORT" 20 || { log "caddy did not start, see $out/caddy-$1.log"; exit 1; }
+	wait_port "$RT_TLS_PORT" 20 || true
+	sleep 1 # let start-up work (certificate, GC) settle before the baseline
+	echo "$rt_pid" >"$out/caddy.pid"
+}
+stop_realtime() {
+	[ -n "$rt_pid" ] || return 0
+	kill -TERM "$rt_pid" 2>/dev/null || true
+	local i
+	for i in $(seq 1 100); do
+		kill -0 "$rt_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$rt_pid" 2>/dev/null || true
+	wait "$rt_pid" 2>/dev/null || true
+	rt_pid=
+}
+start_nchan() {
+	run_nice "$here/run-nchan.sh" start -d "$nc_dir" -p "$nc_port" -s "$nc_tls_port" -w "$workers" >/dev/null
+	sleep 1
+}
+stop_nchan() { "$here/run-nchan.sh" stop -d "$nc_dir" 2>/dev/null || true; }
+cleanup() { stop_realtime; stop_nchan; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+args_for() { # scenario
+	case $1 in
+	idle | idle-tls) echo "-idle -subs 10000 -idle-wait 30s -ramp 5000 -timeout 3m" ;;
+	flood | flood-tls) echo "-subs 1000 -pubs 1 -duration 10s -timeout 3m" ;;
+	rate200) echo "-subs 1000 -rate 200 -pubs 4 -duration 10s -timeout 3m" ;;
+	latency) echo "-subs 10000 -rate 2 -duration 15s -ramp 5000 -timeout 3m" ;;
+	publish) echo "-subs 1 -pubs 32 -duration 10s -timeout 3m" ;;
+	smoke) echo "-subs 200 -duration 2s -timeout 1m" ;;
+	*) log "unknown scenario $1"; exit 2 ;;
+	esac
+}
+
+urls_for() { # target scenario
+	local tls=0
+	case $2 in *-tls) tls=1 ;; esac
+	if [ "$1" = realtime ]; then
+		if [ $tls = 1 ]; then
+			echo "-url wss://127.0.0.1:$RT_TLS_PORT/ws -pub-url https://127.0.0.1:$RT_TLS_PORT/pub -insecure -server-pidfile $out/caddy.pid"
+		else
+			echo "-url ws://127.0.0.1:$RT_PORT/ws -pub-url http://127.0.0.1:$RT_PORT/pub -server-pidfile $out/caddy.pid"
+		fi
+	else
+		if [ $tls = 1 ]; then
+			echo "-url wss://127.0.0.1:$nc_tls_port/sub -pub-url https://127.0.0.1:$nc_tls_port/pub -insecure -server-pidfile $nc_dir/nginx.pid"
+		else
+			echo "-url ws://127.0.0.1:$nc_port/sub -pub-url http://127.0.0.1:$nc_port/pub -server-pidfile $nc_dir/nginx.pid"
+		fi
+	fi
+}
+
+one() { # scenario target run
+	local f="$out/$1-$2-$3.json"
+	wait_quiet
+	"start_$2" "$1-$3"
+	log "$1 $2 run $3"
+	# shellcheck disable=SC2046
+	run_nice timeout 240 "$out/loadtest" -target "$2" $(urls_for "$2" "$1") $(args_for "$1") $extra \
+		-label "$1/$2/$3" -json -quiet >"$f" 2>"$out/$1-$2-$3.err" || log "run exited $? (see $f)"
+	"stop_$2"
+	jq -c '{label: .label, connected: .connected, mem: .mem_per_conn_kib, deliv: .delivered_per_s, cpu: .cpu_s_per_million_deliveries, p99: .latency.p99_ms, pubreq: .publish_req_per_s, lost: .lost, dup: .duplicated, disc: .disconnects, other_cpu: .machine.other_cpu_s, fail: .check_failures}' "$f" >&2 || true
+	sleep 2 # sockets of the last run leave TIME_WAIT on other ports; let the machine settle
+}
+
+for scen in $scenarios; do
+	for run in $(seq 1 "$runs"); do
+		if [ $((run % 2)) = 1 ]; then
+			one "$scen" realtime "$run"
+			one "$scen" nchan "$run"
+		else
+			one "$scen" nchan "$run"
+			one "$scen" realtime "$run"
+		fi
+	done
+done
+
+"$out/loadtest" summarize "$out" | tee "$out/summary.txt"
+log "results in $out"

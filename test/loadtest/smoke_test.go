@@ -1,0 +1,47 @@
+package loadtest_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/wprealtime/caddy-realtime/test/testenv"
+)
+
+// TestLoadToolSmoke builds the load tool and runs it once, small, against
+// the product: 200 subscribers, 2 s of back-to-back publishing. It asserts
+// that nothing was lost, duplicated or reordered, never a speed.
+func TestLoadToolSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load tool smoke run skipped in -short mode")
+	}
+	root := testenv.RepoRoot()
+	tool := filepath.Join(t.TempDir(), "loadtest")
+	build := exec.Command("go", "build", "-o", tool, "./examples/loadtest")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./examples/loadtest: %v\n%s", err, out)
+	}
+	cfg, err := os.ReadFile(filepath.Join(root, "examples/loadtest/Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, tlsPort := testenv.FreePort(t), testenv.FreePort(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p := testenv.StartCaddy(t, string(cfg), admin, root,
+		fmt.Sprintf("RT_PORT=%d", port), fmt.Sprintf("RT_TLS_PORT=%d", tlsPort),
+		"RT_ADMIN="+admin, "RT_STORAGE="+t.TempDir(), "REALTIME_SECRET=smoke-secret")
+
+	run := exec.Command(tool, "-target", "realtime",
+		"-url", fmt.Sprintf("ws://127.0.0.1:%d/ws", port),
+		"-pub-url", fmt.Sprintf("http://127.0.0.1:%d/pub", port),
+		"-secret", "smoke-secret", "-subs", "200", "-duration", "2s",
+		"-server-pid", fmt.Sprint(p.Cmd.Process.Pid), "-timeout", "90s", "-quiet", "-check")
+	out, err := run.CombinedOutput()
+	t.Logf("loadtest:\n%s", testenv.Indent(string(out)))
+	if err != nil {
+		t.Fatalf("load tool check failed: %v", err)
+	}
+}
