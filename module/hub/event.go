@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -58,7 +59,12 @@ func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Eve
 	if e.Timestamp == "" {
 		e.Timestamp = accepted.UTC().Format(time.RFC3339)
 	}
-	e.data, _ = json.Marshal(wireEvent{
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Payloads go out as published: no \u003c for every <, which would
+	// only make each frame bigger. Clients render text, never HTML.
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(wireEvent{
 		Type:      e.Type,
 		Channel:   e.Channel,
 		Cursor:    c.String(),
@@ -66,6 +72,7 @@ func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Eve
 		Timestamp: e.Timestamp,
 		ID:        e.ID,
 	}) // cannot fail: strings and already-valid JSON
+	e.data = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	e.frame = textFrame(e.data)
 	return e
 }

@@ -82,6 +82,10 @@ const controlSlack = 64
 // idleQueueCap is the queue capacity an idle session may keep.
 const idleQueueCap = 16
 
+// maxStalls bounds the catch-up steps in a row that make no progress (1 ms
+// apart) before the subscription gives up with recovered:false.
+const maxStalls = 1000
+
 // replayBatch is how many history events one Range call returns.
 const replayBatch = 256
 
@@ -301,9 +305,19 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, resumed bool) {
 	}
 	pos := from
 	first := true
+	stalls := 0
 	step := func() (done bool) {
 		upTo := h.Head()
 		events, next, complete, err := h.log.Range(context.Background(), pos, upTo, replayBatch, match)
+		if complete && err == nil && len(events) == 0 && next == pos && next != upTo {
+			// The log made no progress towards the head: give it a moment,
+			// but never spin forever on a log that cannot catch up.
+			if stalls++; stalls > maxStalls {
+				complete = false
+			} else {
+				time.Sleep(time.Millisecond)
+			}
+		}
 		if err != nil || !complete {
 			// The log cannot prove the replay complete: from the start
 			// (old or foreign cursor) or because history moved past it.
