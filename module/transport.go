@@ -65,6 +65,7 @@ type transport struct {
 	lc           *lockedConn
 	writeTimeout time.Duration
 	closeOnce    sync.Once
+	onClose      func() // runs before the socket closes (epoll deregistration)
 }
 
 func newTransport(conn *websocket.Conn, writeTimeout time.Duration) *transport {
@@ -87,7 +88,12 @@ func (t *transport) WriteFrames(frames [][]byte) error {
 // Close closes the connection.
 func (t *transport) Close() error {
 	var err error
-	t.closeOnce.Do(func() { err = t.lc.Conn.Close() })
+	t.closeOnce.Do(func() {
+		if t.onClose != nil {
+			t.onClose()
+		}
+		err = t.lc.Conn.Close()
+	})
 	return err
 }
 

@@ -236,7 +236,14 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	}
 	opts.Since = q.Get("since")
 	t := newTransport(conn, time.Duration(h.WriteTimeout))
+	// Plain TCP on Linux waits for reads in an epoll set, with no goroutine
+	// while idle; anything else (TLS) gets a reader goroutine.
+	pc := newPolledConn(s, t, h.MaxMessageSize, time.Duration(h.PingInterval))
 	s.Start(platformTransport(t), opts)
+	if pc != nil {
+		pc.register()
+		return nil
+	}
 	go serveSession(s, conn, t, h.MaxMessageSize, time.Duration(h.PingInterval))
 	return nil
 }

@@ -1,0 +1,254 @@
+//go:build linux
+
+package module
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wprealtime/caddy-realtime/module/hub"
+)
+
+// An idle WebSocket costs a goroutine and its stack when a reader waits on
+// it. Here a plain TCP connection instead waits in an epoll set: when it
+// becomes readable, a short-lived goroutine reads what is there without
+// blocking, parses it with frameReader and hands it to the session, then
+// re-arms the connection. An idle connection holds no goroutine and no
+// buffer; read deadlines become a sweep once a second.
+
+// poller is the process's epoll set of idle WebSocket connections. Its
+// goroutine exists only while connections are registered.
+type poller struct {
+	epfd    int
+	mu      sync.Mutex
+	conns   map[int32]*polledConn
+	running bool
+}
+
+var (
+	pollerOnce sync.Once
+	thePoller  *poller
+	pollerErr  error
+)
+
+func getPoller() (*poller, error) {
+	pollerOnce.Do(func() {
+		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			pollerErr = err
+			return
+		}
+		thePoller = &poller{epfd: fd, conns: make(map[int32]*polledConn)}
+	})
+	return thePoller, pollerErr
+}
+
+// polledConn is one connection in the epoll set.
+type polledConn struct {
+	p       *poller
+	fd      int32
+	raw     syscall.RawConn
+	s       *hub.Session
+	t       *transport
+	fr      frameReader
+	idle    time.Duration
+	expires atomic.Int64 // unix nanoseconds; no read by then: the client is gone
+	gone    bool         // out of the set for good; guarded by p.mu
+}
+
+const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+// newPolledConn prepares a session's connection for the epoll set, if it
+// is plain TCP; nil means the caller must read on a goroutine instead. Call
+// it before the session starts (the transport's close hook must be in
+// place before any writer can close it), and register after.
+func newPolledConn(s *hub.Session, t *transport, maxMessage int64, pingInterval time.Duration) *polledConn {
+	tc, ok := t.lc.Conn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	p, err := getPoller()
+	if err != nil {
+		return nil
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var fd int32 = -1
+	_ = raw.Control(func(f uintptr) { fd = int32(f) })
+	if fd < 0 {
+		return nil
+	}
+	pc := &polledConn{p: p, fd: fd, raw: raw, s: s, t: t, fr: frameReader{maxMessage: maxMessage}, idle: 2 * pingInterval}
+	pc.touch()
+	t.onClose = pc.unregister
+	return pc
+}
+
+// register adds the connection to the epoll set, unless it was closed
+// meanwhile.
+func (pc *polledConn) register() {
+	p := pc.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pc.gone {
+		return
+	}
+	p.conns[pc.fd] = pc
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(pc.fd), &unix.EpollEvent{Events: pollEvents, Fd: pc.fd}); err != nil {
+		delete(p.conns, pc.fd)
+		go pc.s.Finish()
+		return
+	}
+	if !p.running {
+		p.running = true
+		go p.loop()
+	}
+}
+
+func (pc *polledConn) touch() { pc.expires.Store(time.Now().Add(pc.idle).UnixNano()) }
+
+// unregister takes the connection out of the epoll set; the transport
+// calls it just before closing the socket, so the descriptor is never in
+// the set once it can be reused.
+func (pc *polledConn) unregister() {
+	p := pc.p
+	p.mu.Lock()
+	if pc.gone {
+		p.mu.Unlock()
+		return
+	}
+	pc.gone = true
+	if p.conns[pc.fd] == pc {
+		delete(p.conns, pc.fd)
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(pc.fd), nil)
+	}
+	p.mu.Unlock()
+	// The session may have been closed from its own side (a close frame
+	// written, a slow consumer): it has no reader to finish it.
+	go pc.s.Finish()
+}
+
+// loop waits for readable connections and sweeps idle ones, until none is
+// left.
+func (p *poller) loop() {
+	events := make([]unix.EpollEvent, 128)
+	lastSweep := time.Now()
+	for {
+		n, err := unix.EpollWait(p.epfd, events, 1000)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			n = 0
+		}
+		p.mu.Lock()
+		for _, ev := range events[:max(n, 0)] {
+			if pc := p.conns[ev.Fd]; pc != nil {
+				go pc.readable()
+			}
+		}
+		var expired []*polledConn
+		if now := time.Now(); now.Sub(lastSweep) >= time.Second {
+			lastSweep = now
+			for _, pc := range p.conns {
+				if now.UnixNano() > pc.expires.Load() {
+					expired = append(expired, pc)
+				}
+			}
+		}
+		if len(p.conns) == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		for _, pc := range expired {
+			// Nothing, not even a pong, for two ping intervals.
+			go pc.s.Finish()
+		}
+	}
+}
+
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// readable reads what the socket holds, parses and handles it, then re-arms
+// the connection. One-shot registration means one goroutine at a time per
+// connection, so frames are handled in order.
+func (pc *polledConn) readable() {
+	bp := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(bp)
+	buf := *bp
+	for range 16 { // then let others have a turn
+		var n int
+		var rerr error
+		err := pc.raw.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			return true // one attempt: never park in the runtime poller
+		})
+		switch {
+		case err != nil:
+			pc.end()
+			return
+		case errors.Is(rerr, unix.EAGAIN):
+			pc.rearm()
+			return
+		case errors.Is(rerr, unix.EINTR):
+			continue
+		case rerr != nil || n == 0:
+			pc.end()
+			return
+		}
+		pc.touch()
+		if code, reason := pc.fr.feed(buf[:n], pc); code != 0 {
+			pc.s.CloseWith(code, reason)
+			pc.end()
+			return
+		}
+		if pc.fr.closed {
+			pc.end()
+			return
+		}
+		if n < len(buf) {
+			break
+		}
+	}
+	pc.rearm()
+}
+
+func (pc *polledConn) rearm() {
+	p := pc.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns[pc.fd] == pc {
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(pc.fd), &unix.EpollEvent{Events: pollEvents, Fd: pc.fd})
+	}
+}
+
+// end finishes the session once its close frame, if any, is out.
+func (pc *polledConn) end() {
+	if pc.s.Closing() {
+		select {
+		case <-pc.s.Flushed():
+		case <-time.After(pc.t.writeTimeout):
+		}
+	}
+	pc.s.Finish()
+}
+
+// frameHandler
+
+func (pc *polledConn) text(msg []byte)     { pc.s.HandleText(msg) }
+func (pc *polledConn) ping(payload []byte) { pc.s.QueuePong(payload) }
+func (pc *polledConn) pong()               {}
+
+func (pc *polledConn) closeFrame(code int) {
+	if code == 1005 {
+		code = hub.CloseNormal
+	}
+	pc.s.CloseWith(code, "")
+}

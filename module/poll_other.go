@@ -1,0 +1,16 @@
+//go:build !linux
+
+package module
+
+import (
+	"time"
+
+	"github.com/wprealtime/caddy-realtime/module/hub"
+)
+
+// polledConn is Linux-only; elsewhere every session has a reader goroutine.
+type polledConn struct{}
+
+func newPolledConn(*hub.Session, *transport, int64, time.Duration) *polledConn { return nil }
+
+func (*polledConn) register() {}
