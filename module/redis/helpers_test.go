@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"io"
 	"net"
 	"os"
@@ -374,14 +375,9 @@ func startServer(t testing.TB, port int) *server {
 	return s
 }
 
-func sparePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// sparePort picks a port for a redis-server of the test's own, below the
+// ephemeral range (see testenv.FreePort).
+func sparePort(t testing.TB) int { return testenv.FreePort(t) }
 
 func (s *server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
 

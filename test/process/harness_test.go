@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -66,13 +67,7 @@ func run(m *testing.M) int {
 
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t)
 }
 
 // caddyfile renders a config: admin on its own loopback port, the realtime

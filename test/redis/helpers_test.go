@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -87,13 +87,7 @@ func caddyBinary(t *testing.T) string {
 }
 
 func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t)
 }
 
 func uniquePrefix(t *testing.T, addr string) string {

@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -71,15 +72,24 @@ func Caddy(t testing.TB) string {
 	return buildPath
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a port that was free a moment ago, on every address.
+// It is chosen below the kernel's ephemeral range (32768 and up): the
+// suites run in parallel and open thousands of client connections whose
+// source ports come from that range, and a server port picked there can be
+// taken by one of them before the server binds it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
 
 // Process is a Caddy started by a test.

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"io"
 	"io/fs"
 	"net"
@@ -83,13 +84,7 @@ func lookPath(name string, extra ...string) string {
 }
 
 func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t)
 }
 
 func randomHex(n int) string {
