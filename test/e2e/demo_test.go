@@ -45,3 +45,6 @@ func TestDemoPageInChromium(t *testing.T) {
 		t.Fatalf("browser checks failed: %v", err)
 	}
 }
+
+// TestMain removes the built binary after the tests.
+func TestMain(m *testing.M) { testenv.Main(m) }

@@ -45,3 +45,6 @@ func TestLoadToolSmoke(t *testing.T) {
 		t.Fatalf("load tool check failed: %v", err)
 	}
 }
+
+// TestMain removes the built binary after the tests.
+func TestMain(m *testing.M) { testenv.Main(m) }

@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -30,39 +29,20 @@ import (
 // caddyBin is the binary built by TestMain.
 var caddyBin string
 
-// repoRoot is the repository root, found from this file's location.
-func repoRoot() string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		panic("runtime.Caller failed")
-	}
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
+// repoRoot is the repository root.
+func repoRoot() string { return testenv.RepoRoot() }
 
+// TestMain builds the product once for every test of the package.
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "caddy-realtime-process-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tempdir:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	caddyBin = filepath.Join(dir, "caddy")
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", caddyBin, "./xcaddy-build/caddy")
-	cmd.Dir = repoRoot()
-	out, err := cmd.CombinedOutput()
+	bin, err := testenv.Build()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "building caddy failed: %v\n%s\n", err, out)
-		return 1
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	caddyBin = bin
 	fmt.Fprintf(os.Stderr, "built %s in %v\n", caddyBin, time.Since(start).Round(time.Millisecond))
-	return m.Run()
+	testenv.Main(m)
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,14 +23,6 @@ import (
 )
 
 const secret = "two-node-test-secret"
-
-// repoRoot is found from this file's place in the repository.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-func strict() bool { return os.Getenv("REALTIME_TEST_STRICT") == "1" }
 
 func redisAddr() string {
 	if a := os.Getenv("REALTIME_TEST_REDIS"); a != "" {
@@ -50,41 +41,15 @@ func needRedis(t *testing.T) {
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
 		msg := fmt.Sprintf("Redis is not reachable at %s (%v)", redisAddr(), err)
-		if strict() {
+		if testenv.Strict() {
 			t.Fatal(msg + " (REALTIME_TEST_STRICT=1: failing instead of skipping)")
 		}
 		t.Skip(msg + "; skipping the two-node tests (set REALTIME_TEST_STRICT=1 to fail instead)")
 	}
 }
 
-var (
-	buildOnce sync.Once
-	caddyBin  string
-	buildErr  error
-	buildDir  string
-)
-
 // caddyBinary builds the product once per test run.
-func caddyBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "realtime-two-node-")
-		if buildErr != nil {
-			return
-		}
-		caddyBin = filepath.Join(buildDir, "caddy")
-		cmd := exec.Command("go", "build", "-o", caddyBin, "./xcaddy-build/caddy")
-		cmd.Dir = repoRoot()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return caddyBin
-}
+func caddyBinary(t *testing.T) string { return testenv.Caddy(t) }
 
 func freePort(t *testing.T) int {
 	return testenv.FreePort(t)
@@ -428,7 +393,7 @@ func startRedisServer(t *testing.T) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if strict() {
+		if testenv.Strict() {
 			t.Fatal("redis-server is not installed (REALTIME_TEST_STRICT=1)")
 		}
 		t.Skip("redis-server is not installed; skipping (set REALTIME_TEST_STRICT=1 to fail instead)")
@@ -486,10 +451,4 @@ func (n *node) reload(t *testing.T, cfg string) {
 }
 
 // TestMain removes the built binary after the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }

@@ -45,31 +45,47 @@ func RepoRoot() string {
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	buildPath string
 	buildErr  error
 )
+
+// Main runs a package's tests, then removes the binary Caddy built.
+func Main(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
 
 // Caddy builds the product's Caddy (./xcaddy-build/caddy) once per test
 // process and returns the binary's path.
 func Caddy(t testing.TB) string {
 	t.Helper()
+	path, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Build is Caddy for a TestMain, which has no testing.T.
+func Build() (string, error) {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "caddy-realtime-bin-")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		buildPath = filepath.Join(dir, "caddy")
+		buildDir, buildPath = dir, filepath.Join(dir, "caddy")
 		cmd := exec.Command("go", "build", "-o", buildPath, "./xcaddy-build/caddy")
 		cmd.Dir = RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
+	return buildPath, buildErr
 }
 
 // FreePort returns a port that was free a moment ago, on every address.
