@@ -61,7 +61,8 @@ func (c *lockedConn) Write(p []byte) (int, error) {
 
 // transport implements hub.Transport over a hijacked connection.
 type transport struct {
-	conn         *websocket.Conn
+	// No reference to gorilla's Conn: on the epoll path nothing reads
+	// through it, and it would keep its read buffer alive.
 	lc           *lockedConn
 	writeTimeout time.Duration
 	closeOnce    sync.Once
@@ -69,7 +70,7 @@ type transport struct {
 }
 
 func newTransport(conn *websocket.Conn, writeTimeout time.Duration) *transport {
-	return &transport{conn: conn, lc: conn.NetConn().(*lockedConn), writeTimeout: writeTimeout}
+	return &transport{lc: conn.NetConn().(*lockedConn), writeTimeout: writeTimeout}
 }
 
 // WriteFrames writes pre-framed bytes with one vectored write where the

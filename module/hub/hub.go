@@ -216,9 +216,13 @@ func (h *Hub) remove(s *Session) {
 			h.perIP[s.ip]--
 		}
 	}
-	for name := range s.live {
-		h.unsubscribeLocked(s, name)
+	for name, sub := range s.subs {
+		if sub.live {
+			h.unsubscribeLocked(s, name)
+		}
 	}
+	h.stats.Subscriptions.Add(-int64(len(s.subs)))
+	clear(s.subs)
 	h.stats.Connections.Add(-1)
 }
 
@@ -234,12 +238,16 @@ func (h *Hub) subscribeLocked(s *Session, name string) {
 	}
 	ch.index[s] = len(ch.subs)
 	ch.subs = append(ch.subs, s)
-	s.live[name] = struct{}{}
+	if sub := s.subs[name]; sub != nil {
+		sub.live = true
+	}
 }
 
 // unsubscribeLocked removes s from a channel's live subscribers. h.mu is held.
 func (h *Hub) unsubscribeLocked(s *Session, name string) {
-	delete(s.live, name)
+	if sub := s.subs[name]; sub != nil {
+		sub.live = false
+	}
 	ch := h.channels[name]
 	if ch == nil {
 		return

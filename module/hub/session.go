@@ -62,7 +62,6 @@ type Session struct {
 
 	// Guarded by hub.mu.
 	subs map[string]*subscription // every subscription, live or catching up
-	live map[string]struct{}      // channels in hub.channels
 
 	// Only touched by the goroutine that calls HandleText.
 	grants   []*Grant
@@ -73,6 +72,7 @@ type Session struct {
 // history it is not yet among the channel's live subscribers.
 type subscription struct {
 	channel string
+	live    bool // among the channel's subscribers in hub.channels
 }
 
 // controlSlack is how many control frames may queue beyond SendQueue events
@@ -102,7 +102,6 @@ func (h *Hub) Admit(p *Policy, ip string) (*Session, error) {
 		done:    make(chan struct{}),
 		flushed: make(chan struct{}),
 		subs:    make(map[string]*subscription),
-		live:    make(map[string]struct{}),
 	}
 	if err := h.admit(s, ip, p.MaxConnections, p.MaxConnectionsPerIP); err != nil {
 		return nil, err
@@ -669,13 +668,7 @@ func (s *Session) Finish() {
 		if t != nil {
 			_ = t.Close()
 		}
-		h := s.hub
-		h.mu.Lock()
-		n := len(s.subs)
-		clear(s.subs)
-		h.mu.Unlock()
-		h.stats.Subscriptions.Add(-int64(n))
-		h.remove(s)
+		s.hub.remove(s)
 		close(s.done)
 	})
 }
