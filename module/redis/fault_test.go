@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"reflect"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 // A node started while Redis is down starts, hands out usable cursors, and
 // catches up with what was appended after it started once Redis is there.
 func TestFaultNodeStartsWhileRedisDown(t *testing.T) {
-	port := sparePort(t)
+	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	a := newTestLog(t, addr, "fault:", 100, time.Hour)
 	h, err := hub.New("test", a, nil)
@@ -34,7 +35,7 @@ func TestFaultNodeStartsWhileRedisDown(t *testing.T) {
 		t.Fatalf("welcome cursor %v unusable: %v", w["cursor"], err)
 	}
 	srv := startServer(t, port)
-	b := newTestLog(t, srv.addr(), "fault:", 100, time.Hour)
+	b := newTestLog(t, srv.Addr(), "fault:", 100, time.Hour)
 	startRecorder(t, b)
 	appendOne(t, b, pub("c", "one", ""))
 	appendOne(t, b, pub("c", "two", ""))
@@ -62,8 +63,8 @@ func TestFaultNodeStartsWhileRedisDown(t *testing.T) {
 // lost epoch resumes with recovered:false.
 func TestFaultRedisKilledAndRestartedEmpty(t *testing.T) {
 	srv := startServer(t, 0)
-	la := newTestLog(t, srv.addr(), "fault:", 1000, time.Hour)
-	lb := newTestLog(t, srv.addr(), "fault:", 1000, time.Hour)
+	la := newTestLog(t, srv.Addr(), "fault:", 1000, time.Hour)
+	lb := newTestLog(t, srv.Addr(), "fault:", 1000, time.Hour)
 	ha, err := hub.New("test", la, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func TestFaultRedisKilledAndRestartedEmpty(t *testing.T) {
 		}
 		return true
 	})
-	srv.kill()
+	srv.Kill()
 	for i := 0; i < 6; i++ {
 		next()
 		time.Sleep(20 * time.Millisecond)
@@ -136,7 +137,7 @@ func TestFaultRedisKilledAndRestartedEmpty(t *testing.T) {
 		upB, _ := lb.Healthy()
 		return !upA && !upB
 	})
-	srv.restart()
+	srv.Restart()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(accepted) < 40 && time.Now().Before(deadline) {
 		next()

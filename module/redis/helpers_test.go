@@ -11,8 +11,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +31,6 @@ func testAddr() string {
 
 // strict reports whether a missing Redis fails the tests instead of
 // skipping them (CI sets it).
-func strict() bool { return os.Getenv("REALTIME_TEST_STRICT") == "1" }
 
 // needRedis skips (or, strict, fails) the test when the test Redis does not
 // answer.
@@ -45,7 +42,7 @@ func needRedis(t testing.TB) {
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
 		msg := fmt.Sprintf("Redis is not reachable at %s (%v): start one there, or set REALTIME_TEST_REDIS=host:port", testAddr(), err)
-		if strict() {
+		if testenv.Strict() {
 			t.Fatal(msg + " (REALTIME_TEST_STRICT=1: failing instead of skipping)")
 		}
 		t.Skip(msg + "; skipping (set REALTIME_TEST_STRICT=1 to fail instead)")
@@ -348,73 +345,9 @@ func (p *proxy) close() {
 	p.wg.Wait()
 }
 
-// server is a redis-server a fault test starts on a spare loopback port,
-// without persistence, and kills by its own PID.
-type server struct {
-	t    testing.TB
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startServer(t testing.TB, port int) *server {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if strict() {
-			t.Fatal("redis-server is not installed (REALTIME_TEST_STRICT=1)")
-		}
-		t.Skip("redis-server is not installed; skipping the fault test (set REALTIME_TEST_STRICT=1 to fail instead)")
-	}
-	if port == 0 {
-		port = sparePort(t)
-	}
-	s := &server{t: t, port: port, dir: t.TempDir()}
-	s.start(bin)
-	t.Cleanup(s.kill)
-	return s
-}
-
-// sparePort picks a port for a redis-server of the test's own, below the
-// ephemeral range (see testenv.FreePort).
-func sparePort(t testing.TB) int { return testenv.FreePort(t) }
-
-func (s *server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
-
-func (s *server) start(bin string) {
-	s.t.Helper()
-	s.cmd = exec.Command(bin, "--port", fmt.Sprint(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on port %d did not start", s.port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL to this server's PID (and no other process).
-func (s *server) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
-// restart starts a fresh, empty server on the same port.
-func (s *server) restart() {
-	s.t.Helper()
-	s.kill()
-	bin, _ := exec.LookPath("redis-server")
-	s.start(bin)
+// startServer starts a redis-server of the test's own (port 0: a spare one).
+func startServer(t testing.TB, port int) *testenv.RedisServer {
+	return testenv.StartRedisServer(t, port)
 }
 
 // blackHole returns the address of a listener that accepts connections and

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"reflect"
 	"runtime"
 	"slices"
@@ -318,7 +319,7 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 // Unreachable Redis: Start succeeds, Append fails within 2 s, Healthy is
 // false and says why; a Range fails (so the resume is not claimed).
 func TestRedisDown(t *testing.T) {
-	addr := fmt.Sprintf("127.0.0.1:%d", sparePort(t)) // nothing listens there
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) // nothing listens there
 	l := newTestLog(t, addr, "x:", 10, time.Hour)
 	start := time.Now()
 	r := startRecorder(t, l)

@@ -9,6 +9,7 @@ package redis_test
 
 import (
 	"fmt"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"reflect"
 	"strings"
 	"sync"
@@ -142,8 +143,8 @@ func TestTwoNodes(t *testing.T) {
 // recovered:false.
 func TestRedisKilledAndRestarted(t *testing.T) {
 	needRedis(t)
-	srv := startRedisServer(t)
-	url := fmt.Sprintf("redis://%s/0?prefix=fault:", srv.addr())
+	srv := testenv.StartRedisServer(t, 0)
+	url := fmt.Sprintf("redis://%s/0?prefix=fault:", srv.Addr())
 	nodes := []*node{startNode(t, "A", url), startNode(t, "B", url)}
 	var clients []*client
 	for _, n := range nodes {
@@ -243,7 +244,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 		break
 	}
 	mu.Unlock()
-	srv.kill()
+	srv.Kill()
 	resumeAll()
 	waitFor(t, "refused publishes while Redis is down", 10*time.Second, func() bool { _, r := count(); return r >= 10 })
 	for _, n := range nodes {
@@ -251,7 +252,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 			t.Errorf("node %s reports backplane_up=%v while Redis is down", n.name, up)
 		}
 	}
-	srv.start() // empty: the old data is lost
+	srv.Start() // empty: the old data is lost
 	before, _ := count()
 	waitFor(t, "publishes accepted again", 15*time.Second, func() bool { n, _ := count(); return n >= before+40 })
 	close(stop)
