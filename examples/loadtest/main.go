@@ -91,7 +91,7 @@ func realMain() int {
 	flag.Float64Var(&cfg.ramp, "ramp", 2000, "connect rate limit, connections/s (0 = as fast as -dial-workers allow)")
 	flag.IntVar(&cfg.dialWorkers, "dial-workers", 32, "concurrent dials during the ramp")
 	flag.IntVar(&cfg.srcIPs, "src-ips", 64, "spread subscriber source addresses over 127.0.0.1 .. 127.0.0.<n>")
-	flag.IntVar(&cfg.readBuf, "read-buf", 4096, "subscriber read buffer bytes (client side)")
+	flag.IntVar(&cfg.readBuf, "read-buf", 16384, "subscriber read buffer bytes (client side)")
 	flag.BoolVar(&cfg.idle, "idle", false, "idle mode: connect, wait -idle-wait after the last connect, measure memory, exit")
 	flag.DurationVar(&cfg.idleWait, "idle-wait", 30*time.Second, "idle mode: wait after the last connect before measuring")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "publish phase length")
@@ -267,8 +267,8 @@ type sub struct {
 	recv  uint64   // measured frames, duplicates included
 	dup   uint64
 	ooo   uint64
-	other uint64 // event frames without seq/ts
-	last  int64  // highest seq received
+	other uint64  // event frames without seq/ts
+	last  []int64 // per publisher: highest seq received from it
 	uniq  atomic.Uint64
 	lastT atomic.Int64 // mono time of the last measured frame
 	ready atomic.Bool  // got a warm-up event
@@ -286,6 +286,7 @@ type sub struct {
 	cursor       []byte
 	disconnects  int
 	closeCodes   []int
+	discErrs     []string
 	resumes      int
 	notRecovered int
 	ctrlErrors   int
@@ -403,7 +404,7 @@ func (r *run) ramp(ctx context.Context) {
 	n := r.cfg.subs
 	r.subs = make([]*sub, n)
 	for i := range r.subs {
-		r.subs[i] = &sub{id: i, ip: r.srcIP(i), last: -1, fd: -1, slow: i < r.cfg.slow}
+		r.subs[i] = &sub{id: i, ip: r.srcIP(i), fd: -1, slow: i < r.cfg.slow}
 	}
 	work := make(chan int)
 	var dw sync.WaitGroup
@@ -475,6 +476,7 @@ feed:
 var (
 	keyType     = []byte(`"type":"realtime:`)
 	keySeq      = []byte(`"seq":`)
+	keyPub      = []byte(`"p":`)
 	keyTs       = []byte(`"ts":`)
 	keyCursor   = []byte(`"cursor":"`)
 	keySubd     = []byte(`realtime:subscribed`)
@@ -512,6 +514,13 @@ func (r *run) readLoop(s *sub) {
 func (r *run) lost(s *sub, err error) {
 	s.disconnects++
 	s.closeCodes = append(s.closeCodes, s.closeCode)
+	if len(s.discErrs) < 10 {
+		e := err.Error()
+		if len(e) > 60 {
+			e = e[:60]
+		}
+		s.discErrs = append(s.discErrs, e)
+	}
 	s.closeCode = 0
 	s.lastErr = err.Error()
 	if !(r.realtime && r.cfg.resume && s.resumes < r.cfg.maxResumes && r.ctx.Err() == nil) {
@@ -590,10 +599,22 @@ func (r *run) handle(s *sub, m []byte) {
 		s.seen[w] |= bit
 		s.uniq.Add(1)
 	}
-	if seq < s.last {
+	// Each publisher waits for an answer before its next event, so its own
+	// events must arrive in the order it sent them, whatever the others do.
+	p, _ := scanInt(m, keyPub)
+	if p < 0 || p >= int64(r.cfg.pubs) {
+		p = 0
+	}
+	if s.last == nil {
+		s.last = make([]int64, r.cfg.pubs)
+		for i := range s.last {
+			s.last[i] = -1
+		}
+	}
+	if seq < s.last[p] {
 		s.ooo++
 	} else {
-		s.last = seq
+		s.last[p] = seq
 	}
 	s.lastT.Store(now)
 }
@@ -601,7 +622,7 @@ func (r *run) handle(s *sub, m []byte) {
 // ---------------------------------------------------------------------------
 // publishers
 
-func (r *run) buildBody(b []byte, seq, ts int64) []byte {
+func (r *run) buildBody(b []byte, seq, pub, ts int64) []byte {
 	if r.realtime {
 		b = append(b, `{"channel":"`...)
 		b = append(b, r.cfg.channel...)
@@ -610,6 +631,8 @@ func (r *run) buildBody(b []byte, seq, ts int64) []byte {
 	start := len(b)
 	b = append(b, `{"seq":`...)
 	b = appendInt(b, seq)
+	b = append(b, `,"p":`...)
+	b = appendInt(b, pub)
 	b = append(b, `,"ts":`...)
 	b = appendInt(b, ts)
 	b = append(b, `,"pad":"`...)
@@ -666,7 +689,7 @@ func (r *run) publisher(ctx context.Context, idx int, t0 int64, out *pubStats) {
 			return
 		}
 		ts := mono()
-		body = r.buildBody(body[:0], seq, ts)
+		body = r.buildBody(body[:0], seq, int64(idx), ts)
 		st, rb, err := hc.post(r.auth, body)
 		r.publat.record(idx, mono()-ts)
 		out.sent++
@@ -692,7 +715,7 @@ func (r *run) publisher(ctx context.Context, idx int, t0 int64, out *pubStats) {
 
 // warmPublish sends one warm-up event (seq -1); its result is not counted.
 func (r *run) warmPublish(hc *httpConn) (int, error) {
-	body := r.buildBody(nil, -1, mono())
+	body := r.buildBody(nil, -1, 0, mono())
 	st, rb, err := hc.post(r.auth, body)
 	if err == nil && !r.success(st, rb) {
 		err = fmt.Errorf("warm-up publish: HTTP %d %s", st, trunc(string(rb), 200))
@@ -710,7 +733,7 @@ func (r *run) execute(ctx context.Context) *result {
 		Subs: cfg.subs, Pubs: cfg.pubs, Rate: cfg.rate, SizeBytes: cfg.size,
 		DurationS: cfg.duration.Seconds(), SubURL: r.subURL.String(), PubURL: r.pubURL.String(),
 		ServerPid: cfg.serverPid, Statuses: map[string]int64{}, DialFailures: map[string]int64{},
-		CloseCodes: map[string]int64{}, CheckFailures: []string{},
+		CloseCodes: map[string]int64{}, CheckFailures: []string{}, DisconnectErrs: map[string]int64{},
 	}
 	if cfg.idle {
 		res.Mode = "idle"
@@ -949,6 +972,9 @@ func (r *run) finish(res *result, self0 float64, publish bool) {
 		for _, c := range s.closeCodes {
 			res.CloseCodes[fmt.Sprint(c)]++
 		}
+		for _, e := range s.discErrs {
+			res.DisconnectErrs[e]++
+		}
 	}
 	if publish {
 		acked := make([]uint64, len(r.acked))
@@ -982,9 +1008,6 @@ func (r *run) finish(res *result, self0 float64, publish bool) {
 			worst = max(worst, lost)
 		}
 		res.WorstSubLost = worst
-		if cfg.pubs > 1 {
-			res.Notes = append(res.Notes, "out_of_order is only meaningful with -pubs 1 (concurrent publishers have no defined order)")
-		}
 		if res.DeliverySpanS > 0 {
 			res.DeliveredPerS = float64(res.Deliveries) / res.DeliverySpanS
 			res.EventsPerS = float64(res.Acked) / res.DeliverySpanS
@@ -1024,7 +1047,7 @@ func (r *run) finish(res *result, self0 float64, publish bool) {
 		if res.Duplicated > 0 {
 			*f = append(*f, fmt.Sprintf("%d deliveries duplicated", res.Duplicated))
 		}
-		if res.OutOfOrder > 0 && cfg.pubs == 1 {
+		if res.OutOfOrder > 0 {
 			*f = append(*f, fmt.Sprintf("%d deliveries out of order", res.OutOfOrder))
 		}
 		if res.NotRecovered > 0 {
@@ -1093,6 +1116,7 @@ type result struct {
 	OtherFrames      int64            `json:"other_frames"`
 	Disconnects      int64            `json:"disconnects"`
 	CloseCodes       map[string]int64 `json:"close_codes"`
+	DisconnectErrs   map[string]int64 `json:"disconnect_errors"`
 	Resumes          int64            `json:"resumes"`
 	NotRecovered     int64            `json:"not_recovered"`
 	ControlErrors    int64            `json:"control_errors"`
@@ -1133,6 +1157,9 @@ func printHuman(w *os.File, r *result) {
 			r.Lost, r.SubsWithLoss, r.WorstSubLost, r.Duplicated, r.OutOfOrder, r.UnackedDelivered)
 	}
 	p("disconnects", "%d  close codes %s  resumes %d  recovered:false %d  dead at end %d", r.Disconnects, mapStr(r.CloseCodes), r.Resumes, r.NotRecovered, r.DeadSubs)
+	if len(r.DisconnectErrs) > 0 {
+		p("disconnect errors", "%s", mapStr(r.DisconnectErrs))
+	}
 	if s := r.Server; s.Before != nil {
 		a := s.AfterRamp
 		if s.AfterIdle != nil {

@@ -126,6 +126,12 @@ func summarizeMain(args []string, w io.Writer) int {
 	for _, k := range order {
 		scen := strings.SplitN(k, "/", 2)[0]
 		ms := scenarioMetrics[scen]
+		if ms == nil && strings.HasPrefix(scen, "idle-") {
+			ms = scenarioMetrics["idle"]
+		}
+		if ms == nil && strings.HasPrefix(scen, "scale-") {
+			ms = []string{"cpu", "deliv", "events", "p50", "p99", "mem", "lostdup", "disc"}
+		}
 		if ms == nil {
 			ms = []string{"deliv", "cpu", "p99", "mem", "lostdup"}
 		}

@@ -16,10 +16,14 @@
 #   publish   1 subscriber, 32 concurrent publishers for 10 s
 #   smoke     200 subscribers, back to back for 2 s (quick sanity check)
 #   idle-tls, flood-tls: idle and flood over wss:// / https:// (module: tls internal)
+#   idle-N    N idle subscribers (memory per connection at another size, e.g. idle-19000)
+#   scale-N   N subscribers, 200,000/N events/s for 10 s: CPU per delivery at the same
+#             offered deliveries/s whatever the size (e.g. scale-1000 ... scale-19000)
 #
 # Environment: RUNS (3), SCENARIOS, OUT (result dir), NCHAN_WORKERS (2),
 # RT_PORT (8480), RT_TLS_PORT (8443), RT_ADMIN (localhost:2019), NC_PORT (8490),
-# NC_TLS_PORT (8493), LOADTEST_FLAGS (extra flags for every run), QUIET_BUSY (0.3: wait
+# NC_TLS_PORT (8493), BUILD_FROM (a git revision: build the module from it, not from the
+# working tree), LOADTEST_FLAGS (extra flags for every run), QUIET_BUSY (0.3: wait
 # before each run until other processes use less than this many cores), QUIET_WAIT (300 s
 # at most, then run anyway and say so), NICE (0: niceness of both servers and the load
 # tool, e.g. -10 to keep other work on a shared machine from dominating the figures).
@@ -76,7 +80,26 @@ wait_quiet() {
 }
 
 log "building into $out"
-(cd "$repo" && go build -o "$out/caddy" ./xcaddy-build/caddy && go build -o "$out/loadtest" ./examples/loadtest)
+if [ -n "${BUILD_FROM:-}" ]; then
+	# a committed revision, untouched by edits in progress in the working tree
+	src="$out/src"
+	rm -rf "$src" && mkdir -p "$src"
+	(cd "$repo" && git archive "$BUILD_FROM") | tar -x -C "$src"
+	rev=$(cd "$repo" && git rev-parse --short "$BUILD_FROM")
+else
+	src=$repo
+	rev=$(cd "$repo" && git describe --always --dirty 2>/dev/null || echo unknown)
+fi
+(cd "$src" && go build -o "$out/caddy" ./xcaddy-build/caddy)
+(cd "$repo" && go build -o "$out/loadtest" ./examples/loadtest)
+{
+	echo "revision $rev"
+	echo "machine $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+	echo "nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null), nginx $(dpkg-query -W -f='${Version}' nginx-light 2>/dev/null || dpkg-query -W -f='${Version}' nginx 2>/dev/null), worker_processes $workers"
+	echo "runs $runs, scenarios: $scenarios, nice $nice_n"
+} >"$out/info.txt"
+log "revision $rev"
+
 "$here/run-nchan.sh" install
 
 for p in "$RT_PORT" "$RT_TLS_PORT" "${RT_ADMIN##*:}" "$nc_port" "$nc_tls_port"; do
@@ -122,6 +145,8 @@ args_for() { # scenario
 	latency) echo "-subs 10000 -rate 2 -duration 15s -ramp 5000 -timeout 3m" ;;
 	publish) echo "-subs 1 -pubs 32 -duration 10s -timeout 3m" ;;
 	smoke) echo "-subs 200 -duration 2s -timeout 1m" ;;
+	idle-[0-9]*) echo "-idle -subs ${1#idle-} -idle-wait 30s -ramp 5000 -timeout 4m" ;;
+	scale-[0-9]*) echo "-subs ${1#scale-} -rate $((200000 / ${1#scale-})) -pubs 4 -duration 10s -ramp 5000 -timeout 4m" ;;
 	*) log "unknown scenario $1"; exit 2 ;;
 	esac
 }
@@ -169,5 +194,5 @@ for scen in $scenarios; do
 	done
 done
 
-"$out/loadtest" summarize "$out" | tee "$out/summary.txt"
+{ cat "$out/info.txt"; echo; "$out/loadtest" summarize "$out"; } | tee "$out/summary.txt"
 log "results in $out"
