@@ -21,16 +21,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
 // caddyBin is the binary built by TestMain.
 var caddyBin string
-
-// repoRoot is the repository root.
-func repoRoot() string { return testenv.RepoRoot() }
 
 // TestMain builds the product once for every test of the package.
 func TestMain(m *testing.M) {
@@ -456,29 +452,4 @@ func (p *proc) publishRetry(path, secret string, ev pubEvent) (string, int, erro
 		time.Sleep(20 * time.Millisecond)
 	}
 	return "", 10, lastErr
-}
-
-// syncErrors collects errors from goroutines.
-type syncErrors struct {
-	mu   sync.Mutex
-	errs []string
-}
-
-func (s *syncErrors) add(format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.errs = append(s.errs, fmt.Sprintf(format, args...))
-}
-
-func (s *syncErrors) report(t *testing.T) {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, e := range s.errs {
-		if i == 20 {
-			t.Errorf("... and %d more", len(s.errs)-20)
-			break
-		}
-		t.Error(e)
-	}
 }

@@ -175,12 +175,6 @@ func (p *Process) waitReady(d time.Duration) error {
 	return fmt.Errorf("admin endpoint %s not ready", p.Admin)
 }
 
-// Exited is closed when the process has exited.
-func (p *Process) Exited() <-chan struct{} { return p.exited }
-
-// Signal sends sig to the process.
-func (p *Process) Signal(sig syscall.Signal) error { return p.Cmd.Process.Signal(sig) }
-
 // Kill stops the process by its PID if it still runs, and waits for it.
 func (p *Process) Kill() {
 	select {
@@ -197,12 +191,6 @@ func (p *Process) Kill() {
 	}
 }
 
-// Output returns what the process has logged so far.
-func (p *Process) Output() string {
-	b, _ := os.ReadFile(p.Log)
-	return string(b)
-}
-
 // Have reports whether a command is on PATH.
 func Have(cmd string) bool {
 	_, err := exec.LookPath(cmd)
@@ -213,16 +201,6 @@ func Have(cmd string) bool {
 func Exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-// Reachable reports whether a TCP address accepts connections.
-func Reachable(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 // Indent prefixes every line of s, for readable failure output.
