@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
@@ -30,6 +31,17 @@ type pooledHub struct {
 	backend  string // "memory" or "redis"
 	logger   *zap.Logger
 	shutdown sync.Once
+
+	latencyOnce sync.Once
+	latency     prometheus.Observer // this hub's publish_duration_seconds
+}
+
+// observePublish records how long a publish took to enter the log. The
+// histogram's child is looked up once: WithLabelValues hashes the labels on
+// every call.
+func (ph *pooledHub) observePublish(d time.Duration) {
+	ph.latencyOnce.Do(func() { ph.latency = metrics.publishLatency.WithLabelValues(ph.name) })
+	ph.latency.Observe(d.Seconds())
 }
 
 func hubKey(s hubSettings) string {

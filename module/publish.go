@@ -58,26 +58,43 @@ func reject(status int, code, msg string) *rejection {
 	return &rejection{status: status, code: code, msg: msg}
 }
 
-// checkContentType requires a JSON body.
+// checkContentType requires a JSON body. The forms publishers send are
+// recognised without a parse (mime.ParseMediaType allocates a map).
 func checkContentType(r *http.Request) *rejection {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := r.Header.Get("Content-Type")
+	if ct == "application/json" || ct == "application/json; charset=utf-8" || ct == "application/json; charset=UTF-8" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return reject(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
 	}
 	return nil
 }
 
-// readBody reads at most maxBody bytes, refusing anything longer.
+// readBody reads at most maxBody bytes, refusing anything longer. With a
+// Content-Length (what publishers send) the body is read into one buffer of
+// exactly that size.
 func readBody(r *http.Request, maxBody int64) ([]byte, *rejection) {
+	tooLarge := func() *rejection {
+		return reject(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the limit of %d bytes", maxBody))
+	}
 	if r.ContentLength > maxBody {
-		return nil, reject(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the limit of %d bytes", maxBody))
+		return nil, tooLarge()
+	}
+	if r.ContentLength > 0 {
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, reject(http.StatusBadRequest, "bad_body", "could not read the body")
+		}
+		return body, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return nil, reject(http.StatusBadRequest, "bad_body", "could not read the body")
 	}
 	if int64(len(body)) > maxBody {
-		return nil, reject(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the limit of %d bytes", maxBody))
+		return nil, tooLarge()
 	}
 	return body, nil
 }
@@ -105,31 +122,60 @@ func parsePublishBody(body []byte, maxBatch int) ([]*hub.Publication, *rejection
 // publishTo appends publications to a hub and writes the answer: 200 only
 // once every event is in the hub's log, 503 if the log could not take them.
 func publishTo(ctx context.Context, w http.ResponseWriter, ph *pooledHub, pubs []*hub.Publication) error {
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
+	if ph.backend != "memory" {
+		// Only a backplane can wait; the in-memory log never does, and a
+		// context with a timer costs as much as the rest of its publish.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+	}
 	start := time.Now()
 	res, err := ph.Publish(ctx, pubs)
-	metrics.publishLatency.WithLabelValues(ph.name).Observe(time.Since(start).Seconds())
+	ph.observePublish(time.Since(start))
 	if err != nil {
 		metrics.rejected.WithLabelValues(ph.name, "unavailable").Inc()
 		ph.logger.Warn("publish failed", errField(err))
 		w.Header().Set("Retry-After", "1")
 		return writeJSON(w, http.StatusServiceUnavailable, publishResponse{Status: "error", Code: "unavailable", Message: "the event could not be accepted; retry later"})
 	}
-	out := publishResponse{Status: "success"}
+	return writeJSONBytes(w, http.StatusOK, appendPublished(make([]byte, 0, 128+80*len(pubs)), res))
+}
+
+// appendPublished appends the success answer, the JSON of a publishResponse
+// with status "success", built by hand: it is the answer to every publish.
+// Channels and cursors are plain ASCII (checked at parse time), so they need
+// no escaping.
+func appendPublished(b []byte, res []hub.Appended) []byte {
 	n, dups := 0, 0
 	for _, a := range res {
-		for i, c := range a.Cursors {
-			out.Events = append(out.Events, publishedItem{Channel: a.Channels[i], Cursor: c.String(), Duplicate: a.Duplicate})
-		}
 		if a.Duplicate {
 			dups++
 		} else {
 			n++
 		}
 	}
-	out.Message = fmt.Sprintf("%d published, %d duplicate", n, dups)
-	return writeJSON(w, http.StatusOK, out)
+	b = append(b, `{"status":"success","message":"`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, ` published, `...)
+	b = strconv.AppendInt(b, int64(dups), 10)
+	b = append(b, ` duplicate","events":[`...)
+	first := true
+	for _, a := range res {
+		for i, c := range a.Cursors {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, `{"channel":"`...)
+			b = append(b, a.Channels[i]...)
+			b = append(b, `","cursor":"`...)
+			b = c.AppendTo(b)
+			b = append(b, `","duplicate":`...)
+			b = strconv.AppendBool(b, a.Duplicate)
+			b = append(b, '}')
+		}
+	}
+	return append(b, "]}\n"...)
 }
 
 // writeRejection answers a rejected publish and counts it.
@@ -145,11 +191,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	return writeJSONBytes(w, status, append(b, '\n'))
+}
+
+// writeJSONBytes writes b, a JSON document ending in a newline, as the answer.
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) error {
+	// The names are canonical already, so assigning skips Set's
+	// canonicalisation, and the four values share one allocation (each
+	// capped, so a later Add to one of them copies instead of overwriting).
+	v := []string{"application/json", "no-store", "nosniff", strconv.Itoa(len(b))}
+	h := w.Header()
+	h["Content-Type"] = v[0:1:1]
+	h["Cache-Control"] = v[1:2:2]
+	h["X-Content-Type-Options"] = v[2:3:3]
+	h["Content-Length"] = v[3:4:4]
 	w.WriteHeader(status)
-	_, err = w.Write(append(b, '\n'))
+	_, err := w.Write(b)
 	return err
 }
 

@@ -45,6 +45,7 @@ type config struct {
 	rate        float64
 	events      int64
 	pubs        int
+	batch       int
 	size        int
 	warmup      time.Duration
 	drain       time.Duration
@@ -98,6 +99,7 @@ func realMain() int {
 	flag.Float64Var(&cfg.rate, "rate", 0, "total publish rate, events/s (0 = back to back)")
 	flag.Int64Var(&cfg.events, "events", 5_000_000, "maximum number of events to publish")
 	flag.IntVar(&cfg.pubs, "pubs", 1, "publisher concurrency (keep-alive connections)")
+	flag.IntVar(&cfg.batch, "batch", 1, "realtime: events per publish request (a JSON array body); nchan takes one per request")
 	flag.IntVar(&cfg.size, "size", 200, "event payload size in bytes (the JSON object carrying seq, ts and padding)")
 	flag.DurationVar(&cfg.warmup, "warmup", 15*time.Second, "max time to wait until every subscriber got a warm-up event")
 	flag.DurationVar(&cfg.drain, "drain", 5*time.Second, "after publishing, wait for deliveries until none arrives for this long")
@@ -181,6 +183,9 @@ func envOr(k, d string) string {
 }
 
 func (c *config) finish() error {
+	if c.batch < 1 || c.batch > 100 || c.batch > 1 && c.target != "realtime" {
+		return fmt.Errorf("-batch must be 1 to 100 (the module's default max_batch), and 1 for nchan")
+	}
 	switch c.target {
 	case "realtime":
 		if c.subURL == "" {
@@ -668,9 +673,10 @@ func (r *run) publisher(ctx context.Context, idx int, t0 int64, out *pubStats) {
 	out.errors = map[string]int64{}
 	dur := int64(r.cfg.duration)
 	var body []byte
+	n := int64(r.cfg.batch)
 	for ctx.Err() == nil {
-		seq := r.nextSeq.Add(1) - 1
-		if seq >= r.cfg.events {
+		seq := r.nextSeq.Add(n) - n
+		if seq+n > r.cfg.events {
 			return
 		}
 		if r.cfg.rate > 0 {
@@ -689,7 +695,18 @@ func (r *run) publisher(ctx context.Context, idx int, t0 int64, out *pubStats) {
 			return
 		}
 		ts := mono()
-		body = r.buildBody(body[:0], seq, int64(idx), ts)
+		if n == 1 {
+			body = r.buildBody(body[:0], seq, int64(idx), ts)
+		} else {
+			body = append(body[:0], '[')
+			for k := int64(0); k < n; k++ {
+				if k > 0 {
+					body = append(body, ',')
+				}
+				body = r.buildBody(body, seq+k, int64(idx), ts)
+			}
+			body = append(body, ']')
+		}
 		st, rb, err := hc.post(r.auth, body)
 		r.publat.record(idx, mono()-ts)
 		out.sent++
@@ -707,8 +724,10 @@ func (r *run) publisher(ctx context.Context, idx int, t0 int64, out *pubStats) {
 		out.statuses[st]++
 		if err == nil && r.success(st, rb) {
 			out.ok++
-			r.acked[seq>>6].Or(uint64(1) << (uint(seq) & 63))
-			r.ackedN.Add(1)
+			for k := seq; k < seq+n; k++ {
+				r.acked[k>>6].Or(uint64(1) << (uint(k) & 63))
+			}
+			r.ackedN.Add(n)
 		}
 	}
 }
@@ -730,7 +749,7 @@ func (r *run) execute(ctx context.Context) *result {
 	cfg := r.cfg
 	res := &result{
 		Label: cfg.label, Target: cfg.target, Mode: "publish", Channel: cfg.channel,
-		Subs: cfg.subs, Pubs: cfg.pubs, Rate: cfg.rate, SizeBytes: cfg.size,
+		Subs: cfg.subs, Pubs: cfg.pubs, Batch: cfg.batch, Rate: cfg.rate, SizeBytes: cfg.size,
 		DurationS: cfg.duration.Seconds(), SubURL: r.subURL.String(), PubURL: r.pubURL.String(),
 		ServerPid: cfg.serverPid, Statuses: map[string]int64{}, DialFailures: map[string]int64{},
 		CloseCodes: map[string]int64{}, CheckFailures: []string{}, DisconnectErrs: map[string]int64{},
@@ -869,6 +888,7 @@ func (r *run) execute(ctx context.Context) *result {
 	if pubSpan > 0 {
 		res.PublishReqPerS = float64(sent) / pubSpan
 		res.PublishOKPerS = float64(ok) / pubSpan
+		res.PublishEventsPerS = float64(ok*int64(cfg.batch)) / pubSpan
 	}
 	res.PublishLatency = r.publat.summary()
 	r.logf("publish: %d sent, %d ok in %.2fs", sent, ok, pubSpan)
@@ -1094,33 +1114,35 @@ type result struct {
 	RampPerS     float64          `json:"ramp_per_s"`
 	ReadySubs    int64            `json:"ready_subs"`
 
-	PublishSent      int64            `json:"publish_sent"`
-	PublishOK        int64            `json:"publish_ok"`
-	Statuses         map[string]int64 `json:"publish_statuses"`
-	PublishSpanS     float64          `json:"publish_span_s"`
-	PublishReqPerS   float64          `json:"publish_req_per_s"`
-	PublishOKPerS    float64          `json:"publish_ok_per_s"`
-	PublishLatency   histSummary      `json:"publish_latency"`
-	Acked            int64            `json:"acked"`
-	Deliveries       int64            `json:"deliveries"`
-	DeliverySpanS    float64          `json:"delivery_span_s"`
-	DeliveredPerS    float64          `json:"delivered_per_s"`
-	EventsPerS       float64          `json:"events_per_s"`
-	Latency          histSummary      `json:"latency"`
-	Lost             int64            `json:"lost"`
-	SubsWithLoss     int64            `json:"subs_with_loss"`
-	WorstSubLost     int64            `json:"worst_sub_lost"`
-	Duplicated       int64            `json:"duplicated"`
-	OutOfOrder       int64            `json:"out_of_order"`
-	UnackedDelivered int64            `json:"unacked_delivered"`
-	OtherFrames      int64            `json:"other_frames"`
-	Disconnects      int64            `json:"disconnects"`
-	CloseCodes       map[string]int64 `json:"close_codes"`
-	DisconnectErrs   map[string]int64 `json:"disconnect_errors"`
-	Resumes          int64            `json:"resumes"`
-	NotRecovered     int64            `json:"not_recovered"`
-	ControlErrors    int64            `json:"control_errors"`
-	DeadSubs         int64            `json:"dead_subs"`
+	PublishSent       int64            `json:"publish_sent"`
+	PublishOK         int64            `json:"publish_ok"`
+	Statuses          map[string]int64 `json:"publish_statuses"`
+	PublishSpanS      float64          `json:"publish_span_s"`
+	PublishReqPerS    float64          `json:"publish_req_per_s"`
+	PublishOKPerS     float64          `json:"publish_ok_per_s"`
+	Batch             int              `json:"batch"`
+	PublishEventsPerS float64          `json:"publish_events_per_s"` // events in acknowledged requests
+	PublishLatency    histSummary      `json:"publish_latency"`
+	Acked             int64            `json:"acked"`
+	Deliveries        int64            `json:"deliveries"`
+	DeliverySpanS     float64          `json:"delivery_span_s"`
+	DeliveredPerS     float64          `json:"delivered_per_s"`
+	EventsPerS        float64          `json:"events_per_s"`
+	Latency           histSummary      `json:"latency"`
+	Lost              int64            `json:"lost"`
+	SubsWithLoss      int64            `json:"subs_with_loss"`
+	WorstSubLost      int64            `json:"worst_sub_lost"`
+	Duplicated        int64            `json:"duplicated"`
+	OutOfOrder        int64            `json:"out_of_order"`
+	UnackedDelivered  int64            `json:"unacked_delivered"`
+	OtherFrames       int64            `json:"other_frames"`
+	Disconnects       int64            `json:"disconnects"`
+	CloseCodes        map[string]int64 `json:"close_codes"`
+	DisconnectErrs    map[string]int64 `json:"disconnect_errors"`
+	Resumes           int64            `json:"resumes"`
+	NotRecovered      int64            `json:"not_recovered"`
+	ControlErrors     int64            `json:"control_errors"`
+	DeadSubs          int64            `json:"dead_subs"`
 
 	Server                  serverSnaps   `json:"server"`
 	MemPerConnKiB           float64       `json:"mem_per_conn_kib"`
@@ -1149,6 +1171,9 @@ func printHuman(w *os.File, r *result) {
 	if r.Mode == "publish" {
 		p("publishers", "%d, rate %s, %d-byte payload, %.1fs", r.Pubs, rateStr(r.Rate), r.SizeBytes, r.DurationS)
 		p("publish requests", "%d sent, %d ok (%.0f req/s, %.0f ok/s)", r.PublishSent, r.PublishOK, r.PublishReqPerS, r.PublishOKPerS)
+		if r.Batch > 1 {
+			p("published events", "%d per request, %.0f events/s acknowledged", r.Batch, r.PublishEventsPerS)
+		}
 		p("publish statuses", "%s", mapStr(r.Statuses))
 		p("publish latency ms", "p50 %.3f  p90 %.3f  p99 %.3f  max %.3f", r.PublishLatency.P50Ms, r.PublishLatency.P90Ms, r.PublishLatency.P99Ms, r.PublishLatency.MaxMs)
 		p("deliveries", "%d over %.2fs: %.0f deliveries/s (%.0f events/s fully fanned out)", r.Deliveries, r.DeliverySpanS, r.DeliveredPerS, r.EventsPerS)

@@ -30,13 +30,16 @@ type Cursor struct {
 // String gives the cursor's wire form: "<epoch>-<hi>-<lo>", URL-safe ASCII of
 // at most 56 characters. Clients must treat it as opaque.
 func (c Cursor) String() string {
-	b := make([]byte, 0, len(c.Epoch)+42)
+	return string(c.AppendTo(make([]byte, 0, len(c.Epoch)+42)))
+}
+
+// AppendTo appends the cursor's wire form to b.
+func (c Cursor) AppendTo(b []byte) []byte {
 	b = append(b, c.Epoch...)
 	b = append(b, '-')
 	b = strconv.AppendUint(b, c.Pos.Hi, 10)
 	b = append(b, '-')
-	b = strconv.AppendUint(b, c.Pos.Lo, 10)
-	return string(b)
+	return strconv.AppendUint(b, c.Pos.Lo, 10)
 }
 
 // maxEpochLen bounds an epoch so a cursor stays within 64 characters.

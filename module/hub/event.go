@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,19 +34,18 @@ type Event struct {
 	frame []byte // data framed as a WebSocket text frame
 }
 
-// wireEvent is the subscriber-facing shape: the recipe's event plus channel,
-// cursor and the publisher's id.
-type wireEvent struct {
-	Type      string          `json:"type"`
-	Channel   string          `json:"channel"`
-	Cursor    string          `json:"cursor"`
-	Payload   json.RawMessage `json:"payload,omitempty"`
-	Timestamp string          `json:"timestamp"`
-	ID        string          `json:"id,omitempty"`
-}
-
 // NewEvent builds an event and its frame. Logs call it for every event they
 // accept or read back, so the encoding happens once per event per node.
+//
+// The subscriber-facing JSON is the recipe's event plus channel, cursor and
+// the publisher's id:
+//
+//	{"type":…,"channel":…,"cursor":…,"payload":…,"timestamp":…,"id":…}
+//
+// payload and id are left out when empty. It is appended by hand into one
+// buffer that also holds the WebSocket frame header in front of it, so an
+// event costs one allocation for both forms; the bytes are what
+// encoding/json would write without HTML escaping (TestEventEncoding).
 func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Event {
 	e := &Event{
 		Cursor:    c,
@@ -57,25 +57,76 @@ func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Eve
 		Time:      accepted,
 	}
 	if e.Timestamp == "" {
-		e.Timestamp = accepted.UTC().Format(time.RFC3339)
+		e.Timestamp = rfc3339(accepted)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	// Payloads go out as published: no \u003c for every <, which would
-	// only make each frame bigger. Clients render text, never HTML.
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(wireEvent{
-		Type:      e.Type,
-		Channel:   e.Channel,
-		Cursor:    c.String(),
-		Payload:   e.Payload,
-		Timestamp: e.Timestamp,
-		ID:        e.ID,
-	}) // cannot fail: strings and already-valid JSON
-	e.data = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	e.frame = textFrame(e.data)
+	size := maxFrameHeader + 72 + len(e.Type) + len(channel) + len(c.Epoch) + 42 +
+		len(e.Payload) + len(e.Timestamp) + len(e.ID)
+	b := make([]byte, maxFrameHeader, size+size/8)
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, e.Type)
+	b = append(b, `,"channel":`...)
+	b = appendJSONString(b, channel)
+	b = append(b, `,"cursor":"`...)
+	b = c.AppendTo(b)
+	b = append(b, '"')
+	if len(e.Payload) > 0 {
+		b = append(b, `,"payload":`...)
+		b = append(b, e.Payload...)
+	}
+	b = append(b, `,"timestamp":`...)
+	b = appendJSONString(b, e.Timestamp)
+	if e.ID != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, e.ID)
+	}
+	b = append(b, '}')
+	e.data = b[maxFrameHeader:]
+	e.frame = b[maxFrameHeader-putFrameHeader(b[:maxFrameHeader], opText, len(e.data)):]
 	return e
 }
+
+// appendJSONString appends s as a JSON string. Plain printable ASCII, the
+// usual case for types, channels, ids and timestamps, is copied as is;
+// anything else goes through encoding/json (without HTML escaping), so the
+// escaping rules are the standard library's.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return appendJSONStringSlow(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func appendJSONStringSlow(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+}
+
+// rfc3339 formats the accepted time as the default event timestamp. The
+// last second's string is kept, because a busy hub accepts many events per
+// second and this is otherwise an allocation per event.
+func rfc3339(t time.Time) string {
+	sec := t.Unix()
+	if last := lastStamp.Load(); last != nil && last.sec == sec {
+		return last.s
+	}
+	s := t.UTC().Format(time.RFC3339)
+	lastStamp.Store(&stamp{sec: sec, s: s})
+	return s
+}
+
+type stamp struct {
+	sec int64
+	s   string
+}
+
+var lastStamp atomic.Pointer[stamp]
 
 // Data returns the JSON a subscriber receives for this event.
 func (e *Event) Data() []byte { return e.data }

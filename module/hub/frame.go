@@ -14,6 +14,33 @@ const (
 	finBit  = 0x80
 )
 
+// maxFrameHeader is the longest header of an unmasked frame: 2 bytes, and 8
+// of extended length.
+const maxFrameHeader = 10
+
+// putFrameHeader writes the header of an unmasked, unfragmented frame of n
+// payload bytes at the end of dst (which has maxFrameHeader bytes) and
+// returns its length, so a payload built right after dst becomes a frame
+// without a copy.
+func putFrameHeader(dst []byte, op byte, n int) int {
+	var h []byte
+	switch {
+	case n < 126:
+		h = dst[maxFrameHeader-2:]
+		h[1] = byte(n)
+	case n <= 0xFFFF:
+		h = dst[maxFrameHeader-4:]
+		h[1] = 126
+		binary.BigEndian.PutUint16(h[2:], uint16(n))
+	default:
+		h = dst[:]
+		h[1] = 127
+		binary.BigEndian.PutUint64(h[2:], uint64(n))
+	}
+	h[0] = finBit | op
+	return len(h)
+}
+
 // textFrame frames payload as one unfragmented text frame.
 func textFrame(payload []byte) []byte {
 	return appendFrame(make([]byte, 0, len(payload)+10), opText, payload)

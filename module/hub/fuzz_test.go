@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"reflect"
 	"testing"
 	"unicode/utf8"
 )
@@ -29,11 +30,8 @@ func FuzzParsePublish(f *testing.F) {
 					t.Fatalf("accepted channel %q", c)
 				}
 			}
-			// Every accepted publication must encode to a valid event.
-			e := NewEvent(Cursor{Epoch: "e", Pos: Position{Hi: 1}}, p.Channels[0], p, testNow)
-			if !utf8.Valid(e.Data()) || len(e.Frame()) < len(e.Data()) {
-				t.Fatal("bad event encoding")
-			}
+			// Every accepted publication encodes as encoding/json would.
+			checkEvent(t, NewEvent(Cursor{Epoch: "e", Pos: Position{Hi: 1}}, p.Channels[0], p, testNow))
 		}
 	})
 }
@@ -86,6 +84,31 @@ func FuzzCursorAndGlob(f *testing.F) {
 		}
 		if Glob("*", s) != true {
 			t.Fatal("* must match everything")
+		}
+	})
+}
+
+// FuzzPublishDecoders checks that the fast decoder changes nothing: every
+// body gets the same publications, or the same error, with it and without.
+func FuzzPublishDecoders(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"x"}`,
+		`{"channel":"news","type":"post.published","payload":{"title":"Hello \"world\"","n":[1,2.5e3,true,null]},"id":"k1","timestamp":"t"}`,
+		` {"type" : "a" , "payload" : [ 1 , { "x" : null } ] , "extra" : {"type":1}} `,
+		`{"Type":"folded"}`, `{"type":"esc\u0041ped"}`, `{"type":null,"type":"late"}`, `{"type":"x","channel":null}`,
+		`{"type":"x","channels":["a","b"]}`, `{"type":1}`, `{"type":"x","payload":null}`, `{"type":"x"} x`, `[{"type":"a"},{"type":"b","id":""}]`,
+		`{"type":"x","ſ":1}`, `{"type":"x","\u0074ype":"y"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, errFast := parsePublish(body, 10, true)
+		std, errStd := parsePublish(body, 10, false)
+		if (errFast == nil) != (errStd == nil) || errFast != nil && errFast.Error() != errStd.Error() {
+			t.Fatalf("%q: fast decoder error %v, reference %v", body, errFast, errStd)
+		}
+		if !reflect.DeepEqual(fast, std) {
+			t.Fatalf("%q: fast decoder gave %+v, reference %+v", body, fast, std)
 		}
 	})
 }

@@ -399,24 +399,27 @@ func (s *Session) sendError(code, msg, channel string) {
 // queueEvent queues a live event frame. It never blocks: a session whose
 // queue is full is closed with 1013 and resumes from its cursor. It
 // reports whether the session needs a flush (nobody is writing for it yet);
-// the hub's flusher then writes it, after the whole fan-out.
-func (s *Session) queueEvent(frame []byte) (flush bool) {
+// the hub's flusher then writes it, after the whole fan-out. urgent says
+// the queue is half full, so the flusher must not wait out its coalescing
+// window.
+func (s *Session) queueEvent(frame []byte) (flush, urgent bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return false, false
 	}
 	if s.events >= s.policy.SendQueue {
 		s.overflowLocked()
-		return false
+		return false, false
 	}
 	s.events++
 	s.queue = append(s.queue, frame)
+	urgent = s.events > s.policy.SendQueue/2
 	if s.writing || s.t == nil {
-		return false
+		return false, urgent
 	}
 	s.writing = true
-	return true
+	return true, urgent
 }
 
 // queueControl queues a control frame (welcome, acknowledgements, errors,

@@ -106,8 +106,16 @@ func TestFanOutWithPartialNonBlockingWrites(t *testing.T) {
 		s.Start(c, ConnectOptions{})
 		conns = append(conns, c)
 	}
-	for i := 0; i < 200; i++ {
-		publish(t, h, "default", "n", strconv.Itoa(i))
+	// In rounds that each wait for the last: a round then starts with idle
+	// sessions, so the hub's flusher (not a writer goroutine still busy with
+	// the welcome) takes the frames.
+	for round := 0; round < 20; round++ {
+		for i := round * 10; i < round*10+10; i++ {
+			publish(t, h, "default", "n", strconv.Itoa(i))
+		}
+		for _, c := range conns {
+			waitFor(t, "the round's payloads", func() bool { return len(c.payloads(t)) >= round*10+10 })
+		}
 	}
 	tries, partials := 0, 0
 	for i, c := range conns {

@@ -30,11 +30,11 @@ func Require(t testing.TB, ok bool, what, hint string) {
 	if ok {
 		return
 	}
-	msg := fmt.Sprintf("%s is not available (%s); set REALTIME_TEST_STRICT=1 to make this a failure", what, hint)
+	msg := fmt.Sprintf("%s is not available (%s)", what, hint)
 	if Strict() {
-		t.Fatalf("REALTIME_TEST_STRICT=1: %s", msg)
+		t.Fatalf("%s, and REALTIME_TEST_STRICT=1 makes that a failure", msg)
 	}
-	t.Skip(msg)
+	t.Skipf("%s; set REALTIME_TEST_STRICT=1 to make this a failure", msg)
 }
 
 // RepoRoot returns the repository's root directory.
