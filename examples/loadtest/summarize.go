@@ -33,6 +33,7 @@ var metrics = map[string]metric{
 	"max":       {"latency max ms", func(r *result) float64 { return r.Latency.MaxMs }},
 	"pubreq":    {"publish req/s", func(r *result) float64 { return r.PublishReqPerS }},
 	"pubp99":    {"publish p99 ms", func(r *result) float64 { return r.PublishLatency.P99Ms }},
+	"pubev":     {"published events/s", func(r *result) float64 { return r.PublishEventsPerS }},
 	"ramp":      {"ramp conn/s", func(r *result) float64 { return r.RampPerS }},
 	"lostdup":   {"lost+dup", func(r *result) float64 { return float64(r.Lost + r.Duplicated) }},
 	"disc":      {"disconnects", func(r *result) float64 { return float64(r.Disconnects) }},
@@ -47,14 +48,15 @@ var metrics = map[string]metric{
 
 // per scenario: the metrics shown, in order
 var scenarioMetrics = map[string][]string{
-	"idle":      {"mem", "rss", "connected", "ramp", "disc"},
-	"flood":     {"deliv", "events", "cpu", "srvcpu", "gencpu", "p50", "p99", "lostdup", "disc"},
-	"rate200":   {"cpu", "srvcpu", "gencpu", "deliv", "p50", "p99", "lostdup", "disc"},
-	"latency":   {"p50", "p99", "max", "cpu", "lostdup", "disc"},
-	"publish":   {"pubreq", "pubp99", "srvcpu", "lostdup"},
-	"smoke":     {"deliv", "p99", "lostdup"},
-	"idle-tls":  {"mem", "rss", "connected", "ramp", "disc"},
-	"flood-tls": {"deliv", "events", "cpu", "p99", "lostdup", "disc"},
+	"idle":          {"mem", "rss", "connected", "ramp", "disc"},
+	"flood":         {"deliv", "events", "cpu", "srvcpu", "gencpu", "p50", "p99", "lostdup", "disc"},
+	"rate200":       {"cpu", "srvcpu", "gencpu", "deliv", "p50", "p99", "lostdup", "disc"},
+	"latency":       {"p50", "p99", "max", "cpu", "lostdup", "disc"},
+	"publish":       {"pubreq", "pubp99", "srvcpu", "lostdup"},
+	"publish-batch": {"pubev", "pubreq", "pubp99", "srvcpu", "lostdup"},
+	"smoke":         {"deliv", "p99", "lostdup"},
+	"idle-tls":      {"mem", "rss", "connected", "ramp", "disc"},
+	"flood-tls":     {"deliv", "events", "cpu", "p99", "lostdup", "disc"},
 }
 
 type target6 struct {

@@ -14,6 +14,9 @@
 #   rate200   1,000 subscribers, 200 events/s for 10 s
 #   latency   10,000 subscribers, 2 events/s for 15 s
 #   publish   1 subscriber, 32 concurrent publishers for 10 s
+#   publish-batch  1 subscriber, 32 publishers offering 40,000 events/s for 10 s, the module
+#             taking 10 per request (a JSON array body; nchan has no batch form, so it gets
+#             one per request): published events/s
 #   smoke     200 subscribers, back to back for 2 s (quick sanity check)
 #   idle-tls, flood-tls: idle and flood over wss:// / https:// (module: tls internal)
 #   idle-N    N idle subscribers (memory per connection at another size, e.g. idle-19000)
@@ -144,6 +147,7 @@ args_for() { # scenario
 	rate200) echo "-subs 1000 -rate 200 -pubs 4 -duration 10s -timeout 3m" ;;
 	latency) echo "-subs 10000 -rate 2 -duration 15s -ramp 5000 -timeout 3m" ;;
 	publish) echo "-subs 1 -pubs 32 -duration 10s -timeout 3m" ;;
+	publish-batch) echo "-subs 1 -pubs 32 -rate 40000 -max-resumes 1000 -duration 10s -timeout 3m" ;; # the module's -batch is added by one()
 	smoke) echo "-subs 200 -duration 2s -timeout 1m" ;;
 	idle-[0-9]*) echo "-idle -subs ${1#idle-} -idle-wait 30s -ramp 5000 -timeout 4m" ;;
 	scale-[0-9]*) echo "-subs ${1#scale-} -rate $((200000 / ${1#scale-})) -pubs 4 -duration 10s -ramp 5000 -timeout 4m" ;;
@@ -175,10 +179,12 @@ one() { # scenario target run
 	"start_$2" "$1-$3"
 	log "$1 $2 run $3"
 	# shellcheck disable=SC2046
-	run_nice timeout 240 "$out/loadtest" -target "$2" $(urls_for "$2" "$1") $(args_for "$1") $extra \
+	local batch=""
+	[ "$1" = publish-batch ] && [ "$2" = realtime ] && batch="-batch 10" # nchan takes one event per request
+	run_nice timeout 240 "$out/loadtest" -target "$2" $(urls_for "$2" "$1") $(args_for "$1") $batch $extra \
 		-label "$1/$2/$3" -json -quiet >"$f" 2>"$out/$1-$2-$3.err" || log "run exited $? (see $f)"
 	"stop_$2"
-	jq -c '{label: .label, connected: .connected, mem: .mem_per_conn_kib, deliv: .delivered_per_s, cpu: .cpu_s_per_million_deliveries, p99: .latency.p99_ms, pubreq: .publish_req_per_s, lost: .lost, dup: .duplicated, disc: .disconnects, other_cpu: .machine.other_cpu_s, fail: .check_failures}' "$f" >&2 || true
+	jq -c '{label: .label, connected: .connected, mem: .mem_per_conn_kib, deliv: .delivered_per_s, cpu: .cpu_s_per_million_deliveries, p99: .latency.p99_ms, pubreq: .publish_req_per_s, pubev: .publish_events_per_s, lost: .lost, dup: .duplicated, disc: .disconnects, other_cpu: .machine.other_cpu_s, fail: .check_failures}' "$f" >&2 || true
 	sleep 2 # sockets of the last run leave TIME_WAIT on other ports; let the machine settle
 }
 
