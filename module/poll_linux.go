@@ -3,8 +3,10 @@
 package module
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,11 +18,15 @@ import (
 )
 
 // An idle WebSocket costs a goroutine and its stack when a reader waits on
-// it. Here a plain TCP connection instead waits in an epoll set: when it
-// becomes readable, a short-lived goroutine reads what is there without
-// blocking, parses it with frameReader and hands it to the session, then
-// re-arms the connection. An idle connection holds no goroutine and no
-// buffer; read deadlines become a sweep once a second.
+// it. Here a connection instead waits in an epoll set: when it becomes
+// readable, a short-lived goroutine reads what is there without blocking,
+// parses it with frameReader and hands it to the session, then re-arms the
+// connection. An idle connection holds no goroutine and no buffer; read
+// deadlines become a sweep once a second.
+//
+// TLS connections wait in the same set, on their TCP socket: crypto/tls
+// reads through the runtime poller, so see readableTLS for how its reads
+// are kept from blocking.
 
 // poller is the process's epoll set of idle WebSocket connections. Its
 // goroutine exists only while connections are registered.
@@ -54,6 +60,7 @@ type polledConn struct {
 	p       *poller
 	fd      int32
 	raw     syscall.RawConn
+	tls     *tls.Conn // nil for plain TCP
 	s       *hub.Session
 	t       *transport
 	fr      frameReader
@@ -65,11 +72,16 @@ type polledConn struct {
 const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
 // newPolledConn prepares a session's connection for the epoll set, if it
-// is plain TCP; nil means the caller must read on a goroutine instead. Call
-// it before the session starts (the transport's close hook must be in
-// place before any writer can close it), and register after.
+// is TCP or TLS over TCP; nil means the caller must read on a goroutine
+// instead. Call it before the session starts (the transport's close hook
+// must be in place before any writer can close it), and register after.
 func newPolledConn(s *hub.Session, t *transport, maxMessage int64, pingInterval time.Duration) *polledConn {
-	tc, ok := t.lc.Conn.(*net.TCPConn)
+	var tlsConn *tls.Conn
+	c := t.lc.Conn
+	if tc, ok := c.(*tls.Conn); ok {
+		tlsConn, c = tc, tc.NetConn()
+	}
+	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
@@ -86,7 +98,7 @@ func newPolledConn(s *hub.Session, t *transport, maxMessage int64, pingInterval 
 	if fd < 0 {
 		return nil
 	}
-	pc := &polledConn{p: p, fd: fd, raw: raw, s: s, t: t, fr: frameReader{maxMessage: maxMessage}, idle: 2 * pingInterval}
+	pc := &polledConn{p: p, fd: fd, raw: raw, tls: tlsConn, s: s, t: t, fr: frameReader{maxMessage: maxMessage}, idle: 2 * pingInterval}
 	pc.touch()
 	t.onClose = pc.unregister
 	return pc
@@ -180,6 +192,10 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return 
 // the connection. One-shot registration means one goroutine at a time per
 // connection, so frames are handled in order.
 func (pc *polledConn) readable() {
+	if pc.tls != nil {
+		pc.readableTLS()
+		return
+	}
 	bp := readBufPool.Get().(*[]byte)
 	defer readBufPool.Put(bp)
 	buf := *bp
@@ -216,6 +232,55 @@ func (pc *polledConn) readable() {
 		if n < len(buf) {
 			break
 		}
+	}
+	pc.rearm()
+}
+
+// tlsRecordWait bounds how long a readable TLS connection's first read may
+// wait for the rest of a record that has only partly arrived.
+const tlsRecordWait = 5 * time.Second
+
+// aLongTimeAgo is a read deadline in the past: a read then returns only
+// what is already buffered, without touching the socket.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// readableTLS reads a TLS connection that epoll found readable.
+// crypto/tls reads from the socket through the runtime poller and may pull
+// in more than one record at a time, keeping the rest where epoll cannot
+// see it. So the first read may wait (up to tlsRecordWait) for a whole
+// record, and the following ones run with a deadline in the past: they
+// return records crypto/tls already holds and stop at the first one that
+// would need the socket. A timeout is not fatal to a tls.Conn (a partial
+// record stays buffered), and whatever is left on the socket makes epoll
+// report the connection again once it is re-armed.
+func (pc *polledConn) readableTLS() {
+	bp := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(bp)
+	buf := *bp // 16 KiB: a whole TLS record's plaintext
+	c := pc.tls
+	_ = c.SetReadDeadline(time.Now().Add(tlsRecordWait))
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			pc.touch()
+			if code, reason := pc.fr.feed(buf[:n], pc); code != 0 {
+				pc.s.CloseWith(code, reason)
+				pc.end()
+				return
+			}
+			if pc.fr.closed {
+				pc.end()
+				return
+			}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			pc.end()
+			return
+		}
+		_ = c.SetReadDeadline(aLongTimeAgo)
 	}
 	pc.rearm()
 }

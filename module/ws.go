@@ -236,8 +236,8 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	}
 	opts.Since = q.Get("since")
 	t := newTransport(conn, time.Duration(h.WriteTimeout))
-	// Plain TCP on Linux waits for reads in an epoll set, with no goroutine
-	// while idle; anything else (TLS) gets a reader goroutine.
+	// On Linux, TCP and TLS connections wait for reads in an epoll set,
+	// with no goroutine while idle; anything else gets a reader goroutine.
 	pc := newPolledConn(s, t, h.MaxMessageSize, time.Duration(h.PingInterval))
 	s.Start(platformTransport(t), opts)
 	if pc != nil {
