@@ -219,14 +219,7 @@ func (pc *polledConn) readable() {
 			pc.end()
 			return
 		}
-		pc.touch()
-		if code, reason := pc.fr.feed(buf[:n], pc); code != 0 {
-			pc.s.CloseWith(code, reason)
-			pc.end()
-			return
-		}
-		if pc.fr.closed {
-			pc.end()
+		if !pc.handle(buf[:n]) {
 			return
 		}
 		if n < len(buf) {
@@ -234,6 +227,23 @@ func (pc *polledConn) readable() {
 		}
 	}
 	pc.rearm()
+}
+
+// handle parses bytes read from the client and acts on its frames. It
+// reports false when the connection is done: a protocol error (answered
+// with its close code) or the client's close frame.
+func (pc *polledConn) handle(b []byte) bool {
+	pc.touch()
+	if code, reason := pc.fr.feed(b, pc); code != 0 {
+		pc.s.CloseWith(code, reason)
+		pc.end()
+		return false
+	}
+	if pc.fr.closed {
+		pc.end()
+		return false
+	}
+	return true
 }
 
 // tlsRecordWait bounds how long a readable TLS connection's first read may
@@ -261,17 +271,8 @@ func (pc *polledConn) readableTLS() {
 	_ = c.SetReadDeadline(time.Now().Add(tlsRecordWait))
 	for {
 		n, err := c.Read(buf)
-		if n > 0 {
-			pc.touch()
-			if code, reason := pc.fr.feed(buf[:n], pc); code != 0 {
-				pc.s.CloseWith(code, reason)
-				pc.end()
-				return
-			}
-			if pc.fr.closed {
-				pc.end()
-				return
-			}
+		if n > 0 && !pc.handle(buf[:n]) {
+			return
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			break
