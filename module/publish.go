@@ -29,19 +29,13 @@ type publishLimits struct {
 	maxBatch int
 }
 
-// publishResponse is the JSON answer to a publish.
+// publishResponse is the JSON answer to a refused publish. The success
+// answer, which also lists the events, is built by appendPublished.
 type publishResponse struct {
-	Status  string          `json:"status"`
-	Message string          `json:"message"`
-	Events  []publishedItem `json:"events,omitempty"`
-	Code    string          `json:"code,omitempty"`
-	Field   string          `json:"field,omitempty"`
-}
-
-type publishedItem struct {
-	Channel   string `json:"channel"`
-	Cursor    string `json:"cursor"`
-	Duplicate bool   `json:"duplicate"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+	Code    string `json:"code,omitempty"`
+	Field   string `json:"field,omitempty"`
 }
 
 // rejection is a publish refused before it reached the hub.
@@ -141,10 +135,14 @@ func publishTo(ctx context.Context, w http.ResponseWriter, ph *pooledHub, pubs [
 	return writeJSONBytes(w, http.StatusOK, appendPublished(make([]byte, 0, 128+80*len(pubs)), res))
 }
 
-// appendPublished appends the success answer, the JSON of a publishResponse
-// with status "success", built by hand: it is the answer to every publish.
-// Channels and cursors are plain ASCII (checked at parse time), so they need
-// no escaping.
+// appendPublished appends the success answer:
+//
+//	{"status":"success","message":"1 published, 0 duplicate",
+//	 "events":[{"channel":"c","cursor":"…","duplicate":false}]}
+//
+// It is built by hand because it is the answer to every publish. Channels
+// and cursors are plain ASCII (checked at parse time), so they need no
+// escaping (TestAppendPublished compares it with encoding/json's output).
 func appendPublished(b []byte, res []hub.Appended) []byte {
 	n, dups := 0, 0
 	for _, a := range res {
