@@ -108,12 +108,41 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
-// Process is a Caddy started by a test.
+// Process is a process started by a test (Caddy, PHP-FPM, ...). It is
+// stopped by its PID when the test ends.
 type Process struct {
+	Name   string
 	Cmd    *exec.Cmd
-	Admin  string // host:port of the admin endpoint
+	Admin  string // host:port of the admin endpoint, for StartCaddy's
 	Log    string // path of its combined output
 	exited chan struct{}
+}
+
+// Start runs bin with args from dir ("" for the test's directory), with
+// env added to the environment and its combined output in logPath. The
+// process is stopped, by its PID, when the test ends.
+func Start(t testing.TB, name, logPath, dir string, env []string, bin string, args ...string) *Process {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &Process{Name: name, Cmd: cmd, Log: logPath, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(p.Kill)
+	return p
 }
 
 // StartCaddy writes caddyfile into a temp dir and runs Caddy on it from
@@ -128,33 +157,27 @@ func StartCaddy(t testing.TB, caddyfile, admin, dir string, env ...string) *Proc
 	if err := os.WriteFile(cfg, []byte(caddyfile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(tmp, "caddy.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
-	cmd.Dir = dir
 	if dir == "" {
-		cmd.Dir = RepoRoot()
+		dir = RepoRoot()
 	}
-	cmd.Env = append(append(os.Environ(), "HOME="+tmp, "XDG_DATA_HOME="+tmp, "XDG_CONFIG_HOME="+tmp), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &Process{Cmd: cmd, Admin: admin, Log: logPath, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() { p.Kill() })
+	env = append([]string{"HOME=" + tmp, "XDG_DATA_HOME=" + tmp, "XDG_CONFIG_HOME=" + tmp}, env...)
+	p := Start(t, "caddy", filepath.Join(tmp, "caddy.log"), dir, env, bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	p.Admin = admin
 	if err := p.waitReady(15 * time.Second); err != nil {
-		out, _ := os.ReadFile(logPath)
+		out, _ := os.ReadFile(p.Log)
 		t.Fatalf("caddy did not start: %v\n%s", err, out)
 	}
 	return p
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *Process) waitReady(d time.Duration) error {

@@ -32,7 +32,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -93,66 +92,13 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// proc is a process this test started; stop() ends it by PID.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func start(t *testing.T, name string, logPath string, env []string, bin string, args ...string) *proc {
-	t.Helper()
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); logFile.Close() }()
-	t.Cleanup(func() { p.stop(t) })
-	return p
-}
-
-func (p *proc) stop(t *testing.T) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Logf("%s (pid %d) did not stop on SIGTERM; killing it", p.name, p.cmd.Process.Pid)
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return true
-	default:
-		return false
-	}
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool, procs ...*proc) {
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool, procs ...*testenv.Process) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		for _, p := range procs {
-			if p.exited() {
-				t.Fatalf("%s exited while waiting for %s", p.name, what)
+			if p.Exited() {
+				t.Fatalf("%s exited while waiting for %s", p.Name, what)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -342,10 +288,10 @@ func TestWordPressEndToEnd(t *testing.T) {
 	if os.Geteuid() == 0 {
 		fpmArgs = append(fpmArgs, "-R")
 	}
-	fpmProc := start(t, "php-fpm8.2", filepath.Join(work, "php-fpm.out"), nil, fpm, fpmArgs...)
+	fpmProc := testenv.Start(t, "php-fpm8.2", filepath.Join(work, "php-fpm.out"), "", nil, fpm, fpmArgs...)
 	waitFor(t, "the PHP-FPM socket", 15*time.Second, func() bool { return exists(filepath.Join(work, "php-fpm.sock")) }, fpmProc)
 
-	caddyProc := start(t, "caddy", filepath.Join(work, "caddy.log"), caddyEnv, caddy, "run", "--config", filepath.Join(work, "Caddyfile"), "--adapter", "caddyfile")
+	caddyProc := testenv.Start(t, "caddy", filepath.Join(work, "caddy.log"), "", caddyEnv, caddy, "run", "--config", filepath.Join(work, "Caddyfile"), "--adapter", "caddyfile")
 	client := &http.Client{Timeout: 5 * time.Second}
 	waitFor(t, "WordPress behind Caddy", 30*time.Second, func() bool {
 		resp, err := client.Get(siteInfo.PageURL)
