@@ -19,10 +19,6 @@ import (
 	"github.com/wprealtime/caddy-realtime/module/hub"
 )
 
-// publishTimeout bounds how long a publish waits for the log (Redis): a
-// publisher gets 503 within 2 s rather than hanging.
-const publishTimeout = 2 * time.Second
-
 // publishLimits are the body limits of a publish endpoint.
 type publishLimits struct {
 	maxBody  int64
@@ -116,13 +112,7 @@ func parsePublishBody(body []byte, maxBatch int) ([]*hub.Publication, *rejection
 // publishTo appends publications to a hub and writes the answer: 200 only
 // once every event is in the hub's log, 503 if the log could not take them.
 func publishTo(ctx context.Context, w http.ResponseWriter, ph *pooledHub, pubs []*hub.Publication) error {
-	if ph.backend != "memory" {
-		// Only a backplane can wait; the in-memory log never does, and a
-		// context with a timer costs as much as the rest of its publish.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
-	}
+	// A log that can wait bounds the wait itself (the Redis log: 2 s).
 	start := time.Now()
 	res, err := ph.Publish(ctx, pubs)
 	ph.observePublish(time.Since(start))

@@ -364,6 +364,11 @@ type appendCall struct {
 // maxGroup bounds the publications the appender sends in one script.
 const maxGroup = 512
 
+// appendTimeout bounds how long an Append waits when its caller set no
+// deadline: a publisher gets 503 within 2 s rather than hanging while Redis
+// is away.
+const appendTimeout = 2 * time.Second
+
 // Append implements hub.Log. Concurrent calls are grouped: the appender
 // sends every call waiting into one script (group commit), so that Redis
 // runs one script per round trip rather than one per publish under load.
@@ -371,6 +376,11 @@ const maxGroup = 512
 func (l *Log) Append(ctx context.Context, pubs []*hub.Publication) ([]hub.Appended, error) {
 	if len(pubs) == 0 {
 		return nil, nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, appendTimeout)
+		defer cancel()
 	}
 	c := &appendCall{ctx: ctx, pubs: pubs, done: make(chan struct{})}
 	l.amu.Lock()

@@ -348,13 +348,12 @@ func TestRedisDown(t *testing.T) {
 	if r.count() != 0 {
 		t.Fatal("delivered something")
 	}
-	// A black hole (a listener that never answers) fails within 2 s too.
+	// A black hole (a listener that never answers) fails within 2 s too,
+	// even when the caller sets no deadline.
 	hole := newTestLog(t, blackHole(t), "x:", 10, time.Hour)
 	startRecorder(t, hole)
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel2()
 	start = time.Now()
-	if _, err := hole.Append(ctx2, []*hub.Publication{pub("c", "x", "")}); err == nil {
+	if _, err := hole.Append(context.Background(), []*hub.Publication{pub("c", "x", "")}); err == nil {
 		t.Fatal("append to a black hole succeeded")
 	}
 	if d := time.Since(start); d > 2100*time.Millisecond {
