@@ -482,7 +482,7 @@ func TestWSMaxConnections(t *testing.T) {
 	b.expect("realtime:welcome")
 	r := expectRefused(t, "/ws/capped", nil, http.StatusServiceUnavailable)
 	if r.header.Get("Retry-After") == "" {
-		t.Logf("note: 503 without Retry-After")
+		t.Errorf("503 without Retry-After")
 	}
 	// A closed connection frees its slot.
 	a.close()

@@ -40,13 +40,8 @@ func needRedis(t testing.TB) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		msg := fmt.Sprintf("Redis is not reachable at %s (%v): start one there, or set REALTIME_TEST_REDIS=host:port", testAddr(), err)
-		if testenv.Strict() {
-			t.Fatal(msg + " (REALTIME_TEST_STRICT=1: failing instead of skipping)")
-		}
-		t.Skip(msg + "; skipping (set REALTIME_TEST_STRICT=1 to fail instead)")
-	}
+	err := c.Ping(ctx).Err()
+	testenv.Require(t, err == nil, "Redis at "+testAddr(), fmt.Sprintf("%v; start one there, or set REALTIME_TEST_REDIS=host:port", err))
 }
 
 // uniquePrefix returns a key prefix of its own for a test and deletes its

@@ -597,13 +597,13 @@ func TestResume(t *testing.T) {
 		{name: "well-formed cursor of an unknown epoch", c: dial("aaaaaaaaaaaaa-7-0"), recovered: false, from: 11, to: 11},
 	}
 	// A cursor of this epoch but past the head (as from a node that saw
-	// more). Cursors are opaque; this case needs their current wire form
-	// "<epoch>-<hi>-<lo>" and is left out if that changes.
+	// more). Cursors are opaque to clients, but this test builds one in the
+	// current wire form "<epoch>-<hi>-<lo>", and fails if that changes.
 	if parts := strings.Split(cursors[9], "-"); len(parts) == 3 {
 		past := parts[0] + "-" + fmt.Sprint(1000) + "-" + parts[2]
 		cases = append(cases, resumeCase{name: "cursor past the head", c: dial(past), recovered: false, from: 11, to: 11})
 	} else {
-		t.Logf("cursor form changed (%s): past-the-head case left out", cursors[9])
+		t.Errorf("cursor %q is not <epoch>-<hi>-<lo>: update this test's past-the-head case", cursors[9])
 	}
 	// since in a subscribe frame rather than the query.
 	sf := mustDial(t, p.wsURL("/ws", "channels=other"), dialOpts{})

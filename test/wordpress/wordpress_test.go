@@ -53,18 +53,6 @@ func paths(t *testing.T) (here, root string) {
 	return here, filepath.Clean(filepath.Join(here, "..", ".."))
 }
 
-func require(t *testing.T, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	msg := "wordpress e2e: " + what + "; set REALTIME_TEST_STRICT=1 to require"
-	if os.Getenv("REALTIME_TEST_STRICT") == "1" {
-		t.Fatal(strings.TrimSuffix(msg, "; set REALTIME_TEST_STRICT=1 to require") + " (REALTIME_TEST_STRICT=1)")
-	}
-	t.Skip(msg)
-}
-
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
@@ -134,19 +122,19 @@ func TestWordPressEndToEnd(t *testing.T) {
 
 	// Prerequisites.
 	fpm := lookPath("php-fpm8.2", "/usr/sbin/php-fpm8.2")
-	require(t, fpm != "", "php-fpm8.2 not installed")
+	testenv.Require(t, fpm != "", "php-fpm8.2", "apt-get install php-fpm")
 	php := lookPath("php")
-	require(t, php != "", "php (php-cli) not installed")
-	require(t, exists("/usr/share/wordpress/wp-settings.php"), "/usr/share/wordpress not installed (Debian package wordpress)")
+	testenv.Require(t, php != "", "php", "apt-get install php-cli")
+	testenv.Require(t, exists("/usr/share/wordpress/wp-settings.php"), "/usr/share/wordpress", "apt-get install wordpress")
 	phpunit := lookPath("phpunit")
-	require(t, phpunit != "", "phpunit not installed")
+	testenv.Require(t, phpunit != "", "phpunit", "apt-get install phpunit")
 	out, err := exec.Command(php, "-r", "echo extension_loaded('mysqli') && extension_loaded('curl') ? 'ok' : 'missing';").Output()
-	require(t, err == nil && string(out) == "ok", "php-mysql or php-curl not installed")
+	testenv.Require(t, err == nil && string(out) == "ok", "php-mysql or php-curl", "apt-get install php-mysql php-curl")
 	conn, err := net.DialTimeout("tcp", "127.0.0.1:3306", 2*time.Second)
-	require(t, err == nil, "mariadb not reachable at 127.0.0.1:3306")
+	testenv.Require(t, err == nil, "MariaDB at 127.0.0.1:3306", "apt-get install mariadb-server and start it")
 	conn.Close()
 	node := lookPath("node")
-	require(t, node != "", "node not installed")
+	testenv.Require(t, node != "", "node", "install Node.js")
 	playwright := ""
 	for _, dir := range []string{filepath.Join(here, "node_modules", "playwright-core"), filepath.Join(root, "test", "e2e", "node_modules", "playwright-core")} {
 		if exists(filepath.Join(dir, "package.json")) {
@@ -154,13 +142,13 @@ func TestWordPressEndToEnd(t *testing.T) {
 			break
 		}
 	}
-	require(t, playwright != "", "playwright-core not installed (npm ci in test/wordpress or test/e2e)")
-	require(t, exists("/usr/bin/chromium"), "/usr/bin/chromium not installed")
+	testenv.Require(t, playwright != "", "playwright-core", "npm ci in test/e2e")
+	testenv.Require(t, exists("/usr/bin/chromium"), "/usr/bin/chromium", "apt-get install chromium")
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if !exists(goBin) {
 		goBin = lookPath("go")
 	}
-	require(t, goBin != "", "go not found")
+	testenv.Require(t, goBin != "", "go", "install Go")
 
 	work := t.TempDir()
 	output := os.Getenv("REALTIME_WP_OUTPUT")
