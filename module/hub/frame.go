@@ -47,17 +47,9 @@ func textFrame(payload []byte) []byte {
 }
 
 func appendFrame(b []byte, op byte, payload []byte) []byte {
-	b = append(b, finBit|op)
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 126, 0, 0)
-		binary.BigEndian.PutUint16(b[len(b)-2:], uint16(n))
-	default:
-		b = append(b, 127, 0, 0, 0, 0, 0, 0, 0, 0)
-		binary.BigEndian.PutUint64(b[len(b)-8:], uint64(n))
-	}
+	var h [maxFrameHeader]byte
+	n := putFrameHeader(h[:], op, len(payload))
+	b = append(b, h[maxFrameHeader-n:]...)
 	return append(b, payload...)
 }
 

@@ -165,9 +165,11 @@ func (l *MemoryLog) expire() {
 		delete(l.ids, l.idList[n].id)
 		n++
 	}
-	if n > 0 {
-		l.idList = append(l.idList[:0:0], l.idList[n:]...)
-	}
+	// Reslicing keeps this O(expired): append moves the live keys to a new
+	// array when the list next grows, and the dropped prefix is cleared so
+	// it holds no strings meanwhile.
+	clear(l.idList[:n])
+	l.idList = l.idList[n:]
 }
 
 // Range implements Log.

@@ -614,11 +614,7 @@ func (s *Session) closeLocked(code int, reason string) {
 	if s.pinger != nil {
 		s.pinger.Stop()
 	}
-	s.queue = append(s.queue, CloseFrame(code, reason))
-	if !s.writing && s.t != nil {
-		s.writing = true
-		go s.writeLoop(nil, false)
-	}
+	s.pushLocked(CloseFrame(code, reason))
 }
 
 // QueuePong answers a protocol ping through the ordered queue, so a pong
