@@ -136,14 +136,16 @@ func TestBadConfigFailsAtLoad(t *testing.T) {
 // unset {env.X}) adapts, but fails provisioning, which is what caddy run,
 // caddy validate and caddy adapt --validate do.
 func TestEmptySecretFailsAtProvision(t *testing.T) {
-	cases := []struct{ block, want string }{
-		{"realtime_broadcast /p {\n secret {env.CADDY_REALTIME_TEST_UNSET}\n}", "realtime_broadcast: secret #1 is empty after placeholder expansion"},
-		{"realtime_ws /ws {\n token_secret {env.CADDY_REALTIME_TEST_UNSET}\n}", "realtime_ws: token_secret is empty after placeholder expansion"},
-		{"realtime_ws /ws {\n allowed_origins example.com\n}", "realtime_ws: allowed_origins: invalid origin example.com"},
+	cases := []struct{ opts, block, want string }{
+		{"", "realtime_broadcast /p {\n secret {env.CADDY_REALTIME_TEST_UNSET}\n}", "realtime_broadcast: secret #1 is empty after placeholder expansion"},
+		{"", "realtime_ws /ws {\n token_secret {env.CADDY_REALTIME_TEST_UNSET}\n}", "realtime_ws: token_secret is empty after placeholder expansion"},
+		{"", "realtime_ws /ws {\n allowed_origins example.com\n}", "realtime_ws: allowed_origins: invalid origin example.com"},
+		// A backplane asked for but empty must not become an in-memory hub.
+		{"realtime {\n hub default {\n redis {env.CADDY_REALTIME_TEST_UNSET}\n }\n}", "realtime_ws /ws", `redis "{env.CADDY_REALTIME_TEST_UNSET}" is empty after placeholder expansion`},
 	}
 	os.Unsetenv("CADDY_REALTIME_TEST_UNSET")
 	for _, tc := range cases {
-		cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("{\n admin off\n}\n:0 {\n"+tc.block+"\n}\n"), nil)
+		cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("{\n admin off\n"+tc.opts+"\n}\n:0 {\n"+tc.block+"\n}\n"), nil)
 		if err != nil {
 			t.Fatalf("adapt: %v", err)
 		}

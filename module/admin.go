@@ -74,10 +74,6 @@ func (a AdminAPI) publish(w http.ResponseWriter, r *http.Request) error {
 	if !ok || name == "" || strings.Contains(name, "/") {
 		return writeJSONError(w, http.StatusNotFound, "not_found", "want POST /realtime/hubs/<name>/publish")
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		return writeRejection(w, name, reject(http.StatusMethodNotAllowed, "method_not_allowed", "use POST"))
-	}
 	var target *pooledHub
 	for _, ph := range pooledHubs() {
 		// During a reload that changes a backplane, two hubs briefly
@@ -87,20 +83,15 @@ func (a AdminAPI) publish(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if target == nil {
+		// Before anything is counted: metrics are labelled by hub, and
+		// the name comes from the URL.
 		return writeJSONError(w, http.StatusNotFound, "unknown_hub", "no running hub named "+name)
 	}
-	if rj := checkContentType(r); rj != nil {
-		return writeRejection(w, name, rj)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return writeRejection(w, name, reject(http.StatusMethodNotAllowed, "method_not_allowed", "use POST"))
 	}
-	body, rj := readBody(r, defaultMaxBody)
-	if rj != nil {
-		return writeRejection(w, name, rj)
-	}
-	pubs, rj := parsePublishBody(body, defaultMaxBatch)
-	if rj != nil {
-		return writeRejection(w, name, rj)
-	}
-	return publishTo(r.Context(), w, target, pubs)
+	return publishBody(w, r, target, nil, publishLimits{maxBody: defaultMaxBody, maxBatch: defaultMaxBatch})
 }
 
 type adminError string

@@ -74,6 +74,9 @@ func TestAdminPublish(t *testing.T) {
 		t.Fatalf("405 without Allow: POST: %v", r.header)
 	}
 	expectError(t, request(t, http.MethodPost, adminBase+"/realtime/hubs/no-such-hub/publish", []byte(`{"type":"x"}`), jsonCT...), http.StatusNotFound)
+	// Unknown hubs are 404 whatever the method (and are not counted: the
+	// name comes from the URL).
+	expectError(t, request(t, http.MethodGet, adminBase+"/realtime/hubs/no-such-hub/publish", nil), http.StatusNotFound)
 	// Nothing of the refused requests was delivered.
 	publishTo(t, adminBase+"/realtime/hubs/stats/publish", `{"channel":"admin","type":"sentinel"}`)
 	c.expectEvent("admin", "sentinel")

@@ -110,7 +110,13 @@ func hubFor(ctx caddy.Context, name string) (*pooledHub, error) {
 		app = a.(*App)
 	}
 	s := app.settings(name)
-	s.redis = caddy.NewReplacer().ReplaceAll(s.redis, "")
+	if raw := s.redis; raw != "" {
+		s.redis = caddy.NewReplacer().ReplaceAll(raw, "")
+		if s.redis == "" {
+			// Never a silent in-memory hub where a backplane was asked for.
+			return nil, fmt.Errorf("hub %s: redis %q is empty after placeholder expansion (is its environment variable set?)", name, raw)
+		}
+	}
 	return acquireHub(ctx, s)
 }
 

@@ -130,18 +130,7 @@ func (b *BroadcastHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 		return writeRejection(w, b.Hub, rj)
 	}
 	// A signed request's body was read with its credentials.
-	rj = checkContentType(r)
-	if rj == nil && body == nil {
-		body, rj = readBody(r, b.MaxBody)
-	}
-	if rj != nil {
-		return writeRejection(w, b.Hub, rj)
-	}
-	pubs, rj := parsePublishBody(body, b.MaxBatch)
-	if rj != nil {
-		return writeRejection(w, b.Hub, rj)
-	}
-	return publishTo(r.Context(), w, b.hub, pubs)
+	return publishBody(w, r, b.hub, body, publishLimits{maxBody: b.MaxBody, maxBatch: b.MaxBatch})
 }
 
 func errField(err error) zap.Field { return zap.String("error", err.Error()) }

@@ -109,6 +109,24 @@ func parsePublishBody(body []byte, maxBatch int) ([]*hub.Publication, *rejection
 	return nil, reject(http.StatusBadRequest, "invalid_json", err.Error())
 }
 
+// publishBody is the publish pipeline after the credentials, shared by
+// realtime_broadcast and the admin API: content type, body (unless the
+// signature check has read it), JSON and schema, then the hub.
+func publishBody(w http.ResponseWriter, r *http.Request, ph *pooledHub, body []byte, lim publishLimits) error {
+	rj := checkContentType(r)
+	if rj == nil && body == nil {
+		body, rj = readBody(r, lim.maxBody)
+	}
+	if rj != nil {
+		return writeRejection(w, ph.name, rj)
+	}
+	pubs, rj := parsePublishBody(body, lim.maxBatch)
+	if rj != nil {
+		return writeRejection(w, ph.name, rj)
+	}
+	return publishTo(r.Context(), w, ph, pubs)
+}
+
 // publishTo appends publications to a hub and writes the answer: 200 only
 // once every event is in the hub's log, 503 if the log could not take them.
 func publishTo(ctx context.Context, w http.ResponseWriter, ph *pooledHub, pubs []*hub.Publication) error {
