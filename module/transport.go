@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,6 +52,23 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 type lockedConn struct {
 	net.Conn
 	mu sync.Mutex
+	// writeDeadline says a write deadline is set, so the non-blocking
+	// write path clears it only when needed: SetWriteDeadline modifies a
+	// runtime timer, and that path runs for every flush.
+	writeDeadline atomic.Bool
+}
+
+// SetWriteDeadline records whether a deadline is set, whoever sets it (the
+// transport, or gorilla writing a close frame).
+func (c *lockedConn) SetWriteDeadline(t time.Time) error {
+	c.writeDeadline.Store(!t.IsZero())
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines; see SetWriteDeadline.
+func (c *lockedConn) SetDeadline(t time.Time) error {
+	c.writeDeadline.Store(!t.IsZero())
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *lockedConn) Write(p []byte) (int, error) {
@@ -78,7 +96,7 @@ func newTransport(conn *websocket.Conn, writeTimeout time.Duration) *transport {
 func (t *transport) WriteFrames(frames [][]byte) error {
 	t.lc.mu.Lock()
 	defer t.lc.mu.Unlock()
-	if err := t.lc.Conn.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+	if err := t.lc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
 	bufs := net.Buffers(frames)

@@ -36,7 +36,9 @@ func (t *tcpTransport) TryWriteFrames(frames [][]byte) (int, error) {
 	var werr error
 	// A deadline left by an earlier blocking write (WriteFrames sets one
 	// each time) would make this write fail once it has passed.
-	_ = t.lc.Conn.SetWriteDeadline(time.Time{})
+	if t.lc.writeDeadline.Load() {
+		_ = t.lc.SetWriteDeadline(time.Time{})
+	}
 	err := t.raw.Write(func(fd uintptr) bool {
 		n, werr = unix.Writev(int(fd), frames)
 		return true // one attempt: never park in the poller
