@@ -38,6 +38,32 @@ func expectRefused(t *testing.T, u, origin string, status int) {
 	}
 }
 
+// closed is how one client's connection ended, counted from a start time.
+type closed struct {
+	code  int
+	text  string
+	after time.Duration
+}
+
+// awaitCloses waits until every client's connection has ended, at most
+// timeout in all, and returns how each ended; what names the event the
+// clients should close after, for the failure message.
+func awaitCloses(t *testing.T, clients []*client, start time.Time, timeout time.Duration, what string) []closed {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	out := make([]closed, len(clients))
+	for i, c := range clients {
+		select {
+		case <-c.done:
+		case <-time.After(time.Until(deadline)):
+			t.Fatalf("client %d still open %v after %s", i, timeout, what)
+		}
+		code, text, at, _ := c.ended()
+		out[i] = closed{code: code, text: text, after: at.Sub(start)}
+	}
+	return out
+}
+
 func waitAllEvents(t *testing.T, clients []*client, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -252,17 +278,11 @@ func TestReloadRemovingHubCloses1001(t *testing.T) {
 	start := time.Now()
 	took := p.reload(caddyfile(admin, port, hubs, twoHubSite(false)))
 	var last time.Duration
-	for i, c := range alpha {
-		select {
-		case <-c.done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("alpha client %d still open 5s after the reload removed its hub", i)
+	for i, c := range awaitCloses(t, alpha, start, 5*time.Second, "the reload removed hub alpha") {
+		if c.code != 1001 {
+			t.Errorf("alpha client %d: close %d %q, want 1001", i, c.code, c.text)
 		}
-		code, text, at, _ := c.ended()
-		if code != 1001 {
-			t.Errorf("alpha client %d: close %d %q, want 1001", i, code, text)
-		}
-		last = max(last, at.Sub(start))
+		last = max(last, c.after)
 	}
 	t.Logf("reload removing hub alpha: caddy reload took %v; all %d alpha clients got their close within %v of the reload start",
 		took.Round(time.Millisecond), perHub, last.Round(time.Millisecond))
@@ -346,18 +366,11 @@ func testShutdownN(t *testing.T, how string, nClients int) {
 		}
 	}
 
-	deadline := time.Now().Add(10 * time.Second)
 	codes := map[int]int{}
 	var closes []time.Duration
-	for i, c := range clients {
-		select {
-		case <-c.done:
-		case <-time.After(time.Until(deadline)):
-			t.Fatalf("client %d still open 10s after %s", i, how)
-		}
-		code, _, at, _ := c.ended()
-		codes[code]++
-		closes = append(closes, at.Sub(start))
+	for _, c := range awaitCloses(t, clients, start, 10*time.Second, how) {
+		codes[c.code]++
+		closes = append(closes, c.after)
 	}
 	sort.Slice(closes, func(i, j int) bool { return closes[i] < closes[j] })
 	first, lastClose := closes[0], closes[len(closes)-1]
@@ -822,18 +835,12 @@ func TestSIGTERMWithStalledClient(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	for i, c := range normal {
-		select {
-		case <-c.done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("client %d still open 10s after SIGTERM", i)
+	for i, c := range awaitCloses(t, normal, start, 10*time.Second, "SIGTERM") {
+		if c.code != 1001 {
+			t.Errorf("client %d: close %d %q, want 1001", i, c.code, c.text)
 		}
-		code, text, at, _ := c.ended()
-		if code != 1001 {
-			t.Errorf("client %d: close %d %q, want 1001", i, code, text)
-		}
-		if d := at.Sub(start); d > 2*time.Second {
-			t.Errorf("client %d: close %v after SIGTERM, want within 2s", i, d)
+		if c.after > 2*time.Second {
+			t.Errorf("client %d: close %v after SIGTERM, want within 2s", i, c.after)
 		}
 	}
 	if !p.exited(10 * time.Second) {
