@@ -120,6 +120,8 @@ func TestBadConfigFailsAtLoad(t *testing.T) {
 		{"bad history_size", "realtime {\n hub a {\n history_size -1\n }\n}", "realtime: hub a: history_size: want an integer >= 0"},
 		{"bad history_ttl", "realtime {\n hub a {\n history_ttl forever\n }\n}", "realtime: hub a: history_ttl: want a positive duration"},
 		{"bad redis url", "realtime {\n hub a {\n redis localhost:6379\n }\n}", "realtime: hub a: redis: want a redis:// or rediss:// URL"},
+		{"bad hub max_connections", "realtime {\n hub a {\n max_connections 0\n }\n}", "realtime: hub a: max_connections: want an integer >= 1"},
+		{"bad hub max_connections_per_ip", "realtime {\n hub a {\n max_connections_per_ip x\n }\n}", "realtime: hub a: max_connections_per_ip: want an integer >= 0"},
 	}
 	for _, tc := range global {
 		t.Run(tc.name, func(t *testing.T) {
@@ -141,7 +143,10 @@ func TestEmptySecretFailsAtProvision(t *testing.T) {
 		{"", "realtime_ws /ws {\n token_secret {env.CADDY_REALTIME_TEST_UNSET}\n}", "realtime_ws: token_secret is empty after placeholder expansion"},
 		{"", "realtime_ws /ws {\n allowed_origins example.com\n}", "realtime_ws: allowed_origins: invalid origin example.com"},
 		// A backplane asked for but empty must not become an in-memory hub.
-		{"realtime {\n hub default {\n redis {env.CADDY_REALTIME_TEST_UNSET}\n }\n}", "realtime_ws /ws", `redis "{env.CADDY_REALTIME_TEST_UNSET}" is empty after placeholder expansion`},
+		{"realtime {\n hub default {\n redis {env.CADDY_REALTIME_TEST_UNSET}\n }\n}", "realtime_ws /ws", `redis: the URL is empty after placeholder expansion`},
+		// A typo in a hub name is a load error naming both names.
+		{"realtime {\n hub chat\n}", "realtime_ws /ws {\n hub chat\n}\nrealtime_broadcast /p {\n hub chatt\n secret x\n}", `realtime_broadcast: hub "chatt" is not declared in the realtime app (declared: chat)`},
+		{"", "realtime_ws /ws {\n hub chat\n}", `realtime_ws: hub "chat" is not declared`},
 	}
 	os.Unsetenv("CADDY_REALTIME_TEST_UNSET")
 	for _, tc := range cases {
@@ -156,6 +161,41 @@ func TestEmptySecretFailsAtProvision(t *testing.T) {
 		err = caddy.Validate(&cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("validate error = %v, want it to contain %q", err, tc.want)
+		}
+	}
+}
+
+// TestHubsAreSharedOnlyOnPurpose: several site blocks that use the
+// directives without naming a hub would share "default" and each other's
+// events; adapt refuses that and says how to fix it. Naming a hub (the same
+// one on purpose, or one per site) adapts.
+func TestHubsAreSharedOnlyOnPurpose(t *testing.T) {
+	adaptErr := func(cfg string) error {
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+		return err
+	}
+	err := adaptErr(`a.example.com {
+	realtime_ws /ws
+}
+b.example.com {
+	realtime_broadcast /pub {
+		secret x
+	}
+}
+`)
+	if err == nil || !strings.Contains(err.Error(), `"a.example.com" and "b.example.com"`) || !strings.Contains(err.Error(), "name a hub per site") {
+		t.Fatalf("two sites on the unnamed hub: adapt error = %v, want one naming both sites and the fix", err)
+	}
+	for name, cfg := range map[string]string{
+		"one site, two directives":         "a.example.com {\n realtime_ws /ws\n realtime_broadcast /pub {\n  secret x\n }\n}\n",
+		"one site, several addresses":      "a.example.com, b.example.com {\n realtime_ws /ws\n}\n",
+		"the same hub named in both":       "{\n realtime {\n  hub blog\n }\n}\na.example.com {\n realtime_ws /ws {\n  hub blog\n }\n}\nb.example.com {\n realtime_broadcast /pub {\n  hub blog\n  secret x\n }\n}\n",
+		"default named on purpose in both": "a.example.com {\n realtime_ws /ws {\n  hub default\n }\n}\nb.example.com {\n realtime_ws /ws {\n  hub default\n }\n}\n",
+		"a hub per site":                   "{\n realtime {\n  hub a\n  hub b\n }\n}\na.example.com {\n realtime_ws /ws {\n  hub a\n }\n}\nb.example.com {\n realtime_ws /ws {\n  hub b\n }\n}\n",
+		"unnamed in one site only":         "a.example.com {\n realtime_ws /ws\n}\nb.example.com {\n realtime_ws /ws {\n  hub default\n }\n}\n",
+	} {
+		if err := adaptErr(cfg); err != nil {
+			t.Errorf("%s: adapt failed: %v", name, err)
 		}
 	}
 }

@@ -1,10 +1,15 @@
 // Package caddyfile registers the realtime_ws and realtime_broadcast
 // directives and the realtime global option with Caddy's Caddyfile adapter.
 // The modules parse their own blocks (module.*.UnmarshalCaddyfile); this
-// package only places them in the Caddyfile.
+// package places them in the Caddyfile and checks what only the whole
+// Caddyfile shows: that hubs are shared between sites only on purpose.
 package caddyfile
 
 import (
+	"fmt"
+	"reflect"
+	"strings"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -25,14 +30,18 @@ func init() {
 
 func parseWS(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(module.WSHandler)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return m, checkUnnamedHub(h, "realtime_ws", m.Hub)
 }
 
 func parseBroadcast(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(module.BroadcastHandler)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return m, checkUnnamedHub(h, "realtime_broadcast", m.Hub)
 }
 
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
@@ -41,4 +50,61 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 		return nil, err
 	}
 	return httpcaddyfile.App{Name: "realtime", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// unnamedHubSites is the adaptation state key of the first site block that
+// used a directive without naming a hub.
+const unnamedHubSites = "realtime.unnamed_hub_site"
+
+// checkUnnamedHub refuses a Caddyfile in which several site blocks use the
+// directives without naming a hub: they would all share the default hub,
+// and one site's events would reach another site's browsers (a host running
+// many sites on one Caddy would leak events between customers). Naming the
+// same hub in both shares it on purpose.
+func checkUnnamedHub(h httpcaddyfile.Helper, directive, hubName string) error {
+	if hubName != "" || h.IsNamedRoute() {
+		return nil
+	}
+	site, ok := siteOf(h)
+	if !ok {
+		return nil
+	}
+	first, seen := h.State[unnamedHubSites].(string)
+	if !seen {
+		h.State[unnamedHubSites] = site
+		return nil
+	}
+	if first == site {
+		return nil
+	}
+	return h.Errf("%s: the site blocks %s and %s both use the realtime directives without naming a hub, so they would share the hub %q and receive each other's events; "+
+		"name a hub per site (hub <name> in each directive, declared in the realtime global option), or name the same hub in both to share it on purpose",
+		directive, first, site, module.DefaultHub)
+}
+
+// siteOf names the site block a directive is in by its addresses. Caddy
+// keeps the block in an unexported field of the Helper; reading it by
+// reflection is the one way in. If a future Caddy renames it, the check is
+// skipped rather than failing every Caddyfile (and the adapt tests fail).
+func siteOf(h httpcaddyfile.Helper) (string, bool) {
+	block := reflect.ValueOf(h).FieldByName("parentBlock")
+	if !block.IsValid() {
+		return "", false
+	}
+	keys := block.FieldByName("Keys")
+	if !keys.IsValid() || keys.Kind() != reflect.Slice {
+		return "", false
+	}
+	var names []string
+	for i := 0; i < keys.Len(); i++ {
+		text := keys.Index(i).FieldByName("Text")
+		if !text.IsValid() || text.Kind() != reflect.String {
+			return "", false
+		}
+		names = append(names, text.String())
+	}
+	if len(names) == 0 {
+		return "", false
+	}
+	return fmt.Sprintf("%q", strings.Join(names, ", ")), true
 }

@@ -51,7 +51,7 @@ func (a AdminAPI) listHubs(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errMethod}
 	}
 	out := []hubInfo{}
-	for _, ph := range pooledHubs() {
+	for _, ph := range runningHubs() {
 		up, lastErr := ph.health()
 		out = append(out, hubInfo{
 			Name:      ph.name,
@@ -75,9 +75,7 @@ func (a AdminAPI) publish(w http.ResponseWriter, r *http.Request) error {
 		return writeJSONError(w, http.StatusNotFound, "not_found", "want POST /realtime/hubs/<name>/publish")
 	}
 	var target *pooledHub
-	for _, ph := range pooledHubs() {
-		// During a reload that changes a backplane, two hubs briefly
-		// share a name; either one accepts the event into a log.
+	for _, ph := range runningHubs() {
 		if ph.name == name {
 			target = ph
 		}

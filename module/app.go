@@ -1,27 +1,46 @@
-// Package module holds the Caddy side of caddy-realtime: the realtime app
-// (hub settings), the realtime_ws and realtime_broadcast handlers, the hub
-// pool that keeps hubs alive across reloads, the admin API and metrics. The
-// engine it adapts lives in module/hub and knows nothing of Caddy.
+// Package module is the Caddy side of caddy-realtime: the realtime app,
+// which owns the hubs, the realtime_ws and realtime_broadcast handlers, the
+// backplane modules, the admin API and the metrics. The engine it adapts
+// lives in module/hub and knows nothing of Caddy.
 package module
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 func init() {
 	caddy.RegisterModule(App{})
 }
 
-// App is the realtime app: per-hub settings shared by every handler that
-// names a hub. It holds no state of its own; hubs live in the hub pool so
-// that they, and their connections, survive config reloads.
+// App is the realtime app. It owns the hubs: it acquires them from the hub
+// pool in Provision and releases them in Cleanup, so that a hub, its
+// connections and its history carry on across reloads while no handler
+// ever shares a hub by accident. Handlers look hubs up by name; a name the
+// app does not declare is a load error, except "default".
 type App struct {
-	// Hubs maps a hub name to its settings. A hub named by a handler but
-	// absent here gets the defaults.
+	// Hubs maps a hub name to its settings.
 	Hubs map[string]*HubConfig `json:"hubs,omitempty"`
+
+	ctx    caddy.Context
+	logger *zap.Logger
+	held   *heldHubs // hubs this app acquired
+}
+
+// heldHubs are the hubs an app acquired, by name. Handlers add to them while
+// the config provisions; the admin API and metrics read them meanwhile.
+type heldHubs struct {
+	mu     sync.Mutex
+	byName map[string]*pooledHub
 }
 
 // HubConfig are the settings of one hub.
@@ -30,15 +49,25 @@ type HubConfig struct {
 	HistorySize *int `json:"history_size,omitempty"`
 	// HistoryTTL is how long events and idempotency keys are kept. Default 1h.
 	HistoryTTL caddy.Duration `json:"history_ttl,omitempty"`
-	// Redis makes a Redis stream the hub's log, shared by several nodes.
-	Redis string `json:"redis,omitempty"`
+	// BackplaneRaw makes the hub's log shared by several nodes: a module of
+	// the realtime.backplanes namespace, such as {"backplane": "redis",
+	// "url": "redis://..."}. Without it the log is in memory.
+	BackplaneRaw json.RawMessage `json:"backplane,omitempty" caddy:"namespace=realtime.backplanes inline_key=backplane"`
+	// MaxConnections bounds the hub's connections on this node, whatever
+	// endpoint accepted them. Default 100000.
+	MaxConnections int `json:"max_connections,omitempty"`
+	// MaxConnectionsPerIP bounds one client address's connections to the
+	// hub on this node; 0 is unlimited. Default 1000.
+	MaxConnectionsPerIP *int `json:"max_connections_per_ip,omitempty"`
 }
 
 // Defaults of a hub.
 const (
-	DefaultHistorySize = 1000
-	DefaultHistoryTTL  = time.Hour
-	DefaultHub         = "default"
+	DefaultHistorySize         = 1000
+	DefaultHistoryTTL          = time.Hour
+	DefaultHub                 = "default"
+	defaultMaxConnections      = 100000
+	defaultMaxConnectionsPerIP = 1000
 )
 
 // CaddyModule returns the Caddy module information.
@@ -49,78 +78,167 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Validate checks the hub settings.
-func (a *App) Validate() error {
-	for name, hc := range a.Hubs {
-		if name == "" {
-			return fmt.Errorf("realtime: hub name must not be empty")
-		}
-		if hc == nil {
-			continue
-		}
-		if hc.HistorySize != nil && *hc.HistorySize < 0 {
-			return fmt.Errorf("realtime: hub %s: history_size must not be negative", name)
-		}
-		if hc.HistoryTTL < 0 {
-			return fmt.Errorf("realtime: hub %s: history_ttl must not be negative", name)
+// Provision checks the hub settings and acquires every declared hub. It
+// connects nothing: backplanes start in Start, so that `caddy validate`
+// has no side effects.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Logger()
+	a.held = &heldHubs{byName: make(map[string]*pooledHub)}
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
+	for _, name := range a.names() {
+		if _, err := a.acquire(name); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// Start implements caddy.App. Hubs start when a handler first names them.
-func (a *App) Start() error { return nil }
-
-// Stop implements caddy.App. Hubs stop when no handler names them any more.
-func (a *App) Stop() error { return nil }
-
-// settings returns the effective settings of a hub.
-func (a *App) settings(name string) hubSettings {
-	s := hubSettings{name: name, historySize: DefaultHistorySize, historyTTL: DefaultHistoryTTL}
-	if a == nil {
-		return s
+// names returns the declared hub names, sorted, so that errors are stable.
+func (a *App) names() []string {
+	names := make([]string, 0, len(a.Hubs))
+	for name := range a.Hubs {
+		names = append(names, name)
 	}
-	hc := a.Hubs[name]
-	if hc == nil {
-		return s
-	}
-	if hc.HistorySize != nil {
-		s.historySize = *hc.HistorySize
-	}
-	if hc.HistoryTTL > 0 {
-		s.historyTTL = time.Duration(hc.HistoryTTL)
-	}
-	s.redis = hc.Redis
-	return s
+	sort.Strings(names)
+	return names
 }
 
-// hubSettings is a hub's configuration after defaults and placeholders.
-type hubSettings struct {
-	name        string
-	historySize int
-	historyTTL  time.Duration
-	redis       string
-}
-
-// hubFor finds the app in ctx (if configured) and returns the hub named
-// name from the pool, creating it on first use.
-func hubFor(ctx caddy.Context, name string) (*pooledHub, error) {
-	var app *App
-	if a, err := ctx.AppIfConfigured("realtime"); err == nil {
-		app = a.(*App)
-	}
-	s := app.settings(name)
-	if raw := s.redis; raw != "" {
-		s.redis = caddy.NewReplacer().ReplaceAll(raw, "")
-		if s.redis == "" {
-			// Never a silent in-memory hub where a backplane was asked for.
-			return nil, fmt.Errorf("hub %s: redis %q is empty after placeholder expansion (is its environment variable set?)", name, raw)
+// Validate checks the hub settings.
+func (a *App) Validate() error {
+	for name, hc := range a.Hubs {
+		if name == "" {
+			return errors.New("realtime: hub name must not be empty")
+		}
+		if hc == nil {
+			continue
+		}
+		switch {
+		case hc.HistorySize != nil && *hc.HistorySize < 0:
+			return fmt.Errorf("realtime: hub %s: history_size must not be negative", name)
+		case hc.HistoryTTL < 0:
+			return fmt.Errorf("realtime: hub %s: history_ttl must not be negative", name)
+		case hc.MaxConnections < 0:
+			return fmt.Errorf("realtime: hub %s: max_connections must be positive", name)
+		case hc.MaxConnectionsPerIP != nil && *hc.MaxConnectionsPerIP < 0:
+			return fmt.Errorf("realtime: hub %s: max_connections_per_ip must be 0 (unlimited) or positive", name)
 		}
 	}
-	return acquireHub(ctx, s)
+	return nil
+}
+
+// Hub returns the hub named name for a handler. A hub the app does not
+// declare is an error naming both, except "default", which gets the
+// defaults.
+func (a *App) Hub(name string) (*pooledHub, error) {
+	a.held.mu.Lock()
+	ph := a.held.byName[name]
+	a.held.mu.Unlock()
+	if ph != nil {
+		return ph, nil
+	}
+	if name != DefaultHub {
+		declared := a.names()
+		if len(declared) == 0 {
+			return nil, fmt.Errorf("hub %q is not declared: add `hub %s { ... }` to the realtime global option, or leave hub out to use %q", name, name, DefaultHub)
+		}
+		return nil, fmt.Errorf("hub %q is not declared in the realtime app (declared: %s); check its spelling", name, strings.Join(declared, ", "))
+	}
+	return a.acquire(name)
+}
+
+// acquire takes a hub from the pool, with this config's settings.
+func (a *App) acquire(name string) (*pooledHub, error) {
+	s, err := a.settings(name)
+	if err != nil {
+		return nil, err
+	}
+	ph, err := acquireHub(s, a.logger.With(zap.String("hub", name)))
+	if err != nil {
+		return nil, fmt.Errorf("realtime: hub %s: %v", name, err)
+	}
+	a.held.mu.Lock()
+	a.held.byName[name] = ph
+	a.held.mu.Unlock()
+	return ph, nil
+}
+
+// Start starts the hubs' backplanes (a pooled hub that is already running
+// carries on) and makes this app the one the admin API and metrics read.
+func (a *App) Start() error {
+	for _, ph := range a.hubs() {
+		if err := ph.Start(); err != nil {
+			return fmt.Errorf("realtime: hub %s: %v", ph.name, err)
+		}
+	}
+	current.Store(a)
+	return nil
+}
+
+// Stop implements caddy.App. Hubs stop when the last app holding them
+// releases them (Cleanup), so that a reload keeps them.
+func (a *App) Stop() error {
+	current.CompareAndSwap(a, nil)
+	return nil
+}
+
+// Cleanup releases the hubs this app acquired; a hub that no new config
+// holds stops, and its clients are told to resume elsewhere.
+func (a *App) Cleanup() error {
+	if a.held == nil {
+		return nil // Provision failed before it started
+	}
+	a.held.mu.Lock()
+	held := a.held.byName
+	a.held.byName = nil
+	a.held.mu.Unlock()
+	for _, ph := range held {
+		releaseHub(ph.key)
+	}
+	return nil
+}
+
+// hubs returns the hubs this app holds, sorted by name.
+func (a *App) hubs() []*pooledHub {
+	a.held.mu.Lock()
+	defer a.held.mu.Unlock()
+	out := make([]*pooledHub, 0, len(a.held.byName))
+	for _, ph := range a.held.byName {
+		out = append(out, ph)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// current is the running app: the admin API and the metrics resolve hubs
+// through it, so that during a reload they report the new config's hubs,
+// never a mix of two generations.
+var current atomic.Pointer[App]
+
+// runningHubs returns the running app's hubs.
+func runningHubs() []*pooledHub {
+	a := current.Load()
+	if a == nil {
+		return nil
+	}
+	return a.hubs()
+}
+
+// appFor returns the realtime app of a handler's config (an empty one when
+// the config has no realtime global option).
+func appFor(ctx caddy.Context) (*App, error) {
+	v, err := ctx.App("realtime")
+	if err != nil {
+		return nil, err
+	}
+	return v.(*App), nil
 }
 
 var (
-	_ caddy.App       = (*App)(nil)
-	_ caddy.Validator = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 )

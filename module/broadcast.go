@@ -33,7 +33,6 @@ type BroadcastHandler struct {
 	SignatureTolerance caddy.Duration `json:"signature_tolerance,omitempty"`
 
 	hub    *pooledHub
-	hubKey string
 	creds  *credentials
 	logger *zap.Logger
 }
@@ -53,7 +52,7 @@ func (BroadcastHandler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision expands the secrets and acquires the hub.
+// Provision expands the secrets and looks up the hub.
 func (b *BroadcastHandler) Provision(ctx caddy.Context) error {
 	b.logger = ctx.Logger()
 	if b.Hub == "" {
@@ -81,14 +80,13 @@ func (b *BroadcastHandler) Provision(ctx caddy.Context) error {
 		creds.secrets = append(creds.secrets, []byte(v))
 	}
 	b.creds = creds
-	if err := registerMetrics(ctx); err != nil {
-		return err
-	}
-	ph, err := hubFor(ctx, b.Hub)
+	app, err := appFor(ctx)
 	if err != nil {
 		return fmt.Errorf("realtime_broadcast: %v", err)
 	}
-	b.hub, b.hubKey = ph, ph.key
+	if b.hub, err = app.Hub(b.Hub); err != nil {
+		return fmt.Errorf("realtime_broadcast: %v", err)
+	}
 	return nil
 }
 
@@ -107,13 +105,6 @@ func (b *BroadcastHandler) Validate() error {
 	return nil
 }
 
-// Cleanup releases the hub.
-func (b *BroadcastHandler) Cleanup() error {
-	releaseHub(b.hubKey)
-	b.hubKey = ""
-	return nil
-}
-
 // ServeHTTP checks, in order, method, credentials, content type, size,
 // JSON and schema, then publishes. Every answer is JSON. A request that
 // does not get 200 published nothing.
@@ -122,12 +113,15 @@ func (b *BroadcastHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 		w.Header().Set("Allow", http.MethodPost)
 		return writeRejection(w, b.Hub, reject(http.StatusMethodNotAllowed, "method_not_allowed", "use POST"))
 	}
-	body, rj := b.creds.check(r, b.MaxBody)
+	body, rj := b.creds.check(w, r, b.MaxBody)
 	if rj != nil {
 		if rj.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="realtime_broadcast"`)
 		}
 		return writeRejection(w, b.Hub, rj)
+	}
+	if err := b.hub.Start(); err != nil {
+		return writeRejection(w, b.Hub, reject(http.StatusServiceUnavailable, "unavailable", err.Error()))
 	}
 	// A signed request's body was read with its credentials.
 	return publishBody(w, r, b.hub, body, publishLimits{maxBody: b.MaxBody, maxBatch: b.MaxBatch})
@@ -138,6 +132,5 @@ func errField(err error) zap.Field { return zap.String("error", err.Error()) }
 var (
 	_ caddy.Provisioner           = (*BroadcastHandler)(nil)
 	_ caddy.Validator             = (*BroadcastHandler)(nil)
-	_ caddy.CleanerUpper          = (*BroadcastHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*BroadcastHandler)(nil)
 )

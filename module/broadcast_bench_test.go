@@ -18,11 +18,11 @@ import (
 // log, outside Caddy's chain: the part of a publish's cost this module owns.
 // The body is the load tool's 200-byte event.
 func BenchmarkBroadcastServeHTTP(b *testing.B) {
-	h, err := hub.New("bench", hub.NewMemoryLog(1000, time.Hour), nil)
-	if err != nil {
+	h := hub.New("bench", hub.NewMemoryLog(1000, time.Hour))
+	if err := h.Start(); err != nil {
 		b.Fatal(err)
 	}
-	ph := &pooledHub{Hub: h, name: "bench", backend: "memory", logger: zap.NewNop()}
+	ph := &pooledHub{Hub: h, name: "bench", backend: "memory", log: newFollowingLogger(zap.NewNop())}
 	bh := &BroadcastHandler{Hub: "bench", MaxBody: defaultMaxBody, MaxBatch: defaultMaxBatch, hub: ph,
 		creds: &credentials{secrets: [][]byte{[]byte("bench-secret")}, tolerance: time.Minute, now: time.Now}}
 	body := []byte(`{"channel":"bench","type":"load","payload":{"seq":1,"p":0,"ts":1764180000000000000,"pad":"` +

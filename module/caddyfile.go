@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/dustin/go-humanize"
 )
@@ -51,9 +52,7 @@ func (h *WSHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_connections":
 			h.MaxConnections, err = positiveInt(d, label)
 		case "max_connections_per_ip":
-			var n int
-			n, err = intArg(d, label, 0)
-			h.MaxConnectionsPerIP = &n
+			h.MaxConnectionsPerIP, err = intArg(d, label, 0)
 		case "max_subscriptions":
 			h.MaxSubscriptions, err = positiveInt(d, label)
 		case "max_message_size":
@@ -123,9 +122,11 @@ func (b *BroadcastHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //
 //	realtime {
 //	    hub <name> {
-//	        history_size <n>
-//	        history_ttl  <duration>
-//	        redis        <url>
+//	        history_size           <n>
+//	        history_ttl            <duration>
+//	        redis                  <url>
+//	        max_connections        <n>
+//	        max_connections_per_ip <n>
 //	    }
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -164,10 +165,19 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "history_ttl":
 				hc.HistoryTTL, err = durationArg(d, label)
 			case "redis":
-				hc.Redis, err = oneArg(d, label)
-				if err == nil && !strings.HasPrefix(hc.Redis, "{") && !strings.HasPrefix(hc.Redis, "redis://") && !strings.HasPrefix(hc.Redis, "rediss://") {
-					err = d.Errf("%s: want a redis:// or rediss:// URL", label)
+				var u string
+				if u, err = oneArg(d, label); err == nil {
+					if scheme, _, _ := strings.Cut(u, "://"); !strings.HasPrefix(u, "{") && !strings.HasPrefix(scheme, "redis") {
+						return d.Errf("%s: want a redis:// or rediss:// URL (or a placeholder such as {env.REALTIME_REDIS_URL})", label)
+					}
+					hc.BackplaneRaw = caddyconfig.JSONModuleObject(RedisBackplane{URL: u}, "backplane", "redis", nil)
 				}
+			case "max_connections":
+				hc.MaxConnections, err = positiveInt(d, label)
+			case "max_connections_per_ip":
+				var n int
+				n, err = intArg(d, label, 0)
+				hc.MaxConnectionsPerIP = &n
 			default:
 				return d.Errf("realtime: hub %s: unknown option %q", name, opt)
 			}

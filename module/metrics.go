@@ -55,6 +55,7 @@ func registerMetrics(ctx caddy.Context) error {
 type hubCollector struct {
 	connections, subscriptions, backplaneUp                  *prometheus.Desc
 	published, deliveries, replayed, failed, slow, duplicate *prometheus.Desc
+	lagged, disconnects                                      *prometheus.Desc
 }
 
 func newHubCollector() *hubCollector {
@@ -69,26 +70,24 @@ func newHubCollector() *hubCollector {
 		deliveries:    d("deliveries_total", "Live events queued to subscribers."),
 		replayed:      d("replayed_events_total", "Events sent to resuming subscribers from history."),
 		failed:        d("failed_recoveries_total", "Resumes answered recovered:false."),
-		slow:          d("slow_consumer_disconnects_total", "Connections closed with 1013 for a full send queue."),
+		slow:          d("slow_consumer_disconnects_total", "Connections ended as slow consumers (1013): too far behind for history, or not reading."),
 		duplicate:     d("duplicate_publishes_total", "Publications answered as duplicates of an earlier id."),
+		lagged:        d("lagged_total", "Times a connection fell a send queue behind and caught up from history."),
+		disconnects: prometheus.NewDesc("caddy_realtime_disconnects_total", "Connections the server ended, by reason.",
+			[]string{"hub", "reason"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connections, c.subscriptions, c.backplaneUp, c.published, c.deliveries, c.replayed, c.failed, c.slow, c.duplicate} {
+	for _, d := range []*prometheus.Desc{c.connections, c.subscriptions, c.backplaneUp, c.published, c.deliveries, c.replayed, c.failed, c.slow, c.duplicate, c.lagged, c.disconnects} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
-	seen := map[string]bool{}
-	for _, ph := range pooledHubs() {
-		if seen[ph.name] {
-			continue // a hub being replaced by a reload; the new one reports
-		}
-		seen[ph.name] = true
+	for _, ph := range runningHubs() {
 		s := ph.Stats().Snapshot()
 		up, _ := ph.health()
 		gauge := func(d *prometheus.Desc, v int64) {
@@ -106,5 +105,9 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.failed, s.FailedRecoveries)
 		counter(c.slow, s.SlowDisconnects)
 		counter(c.duplicate, s.Duplicates)
+		counter(c.lagged, s.Lagged)
+		for reason, n := range s.Disconnects {
+			ch <- prometheus.MustNewConstMetric(c.disconnects, prometheus.CounterValue, float64(n), ph.name, reason)
+		}
 	}
 }

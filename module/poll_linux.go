@@ -15,12 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
+	"github.com/wprealtime/caddy-realtime/module/internal/wsframe"
 )
 
 // An idle WebSocket costs a goroutine and its stack when a reader waits on
 // it. Here a connection instead waits in an epoll set: when it becomes
 // readable, a short-lived goroutine reads what is there without blocking,
-// parses it with frameReader and hands it to the session, then re-arms the
+// parses it with wsframe.Reader and hands it to the session, then re-arms the
 // connection. An idle connection holds no goroutine and no buffer; read
 // deadlines become a sweep once a second.
 //
@@ -63,7 +64,8 @@ type polledConn struct {
 	tls     *tls.Conn // nil for plain TCP
 	s       *hub.Session
 	t       *transport
-	fr      frameReader
+	fr      wsframe.Reader
+	onText  func(*hub.Session, []byte) // the protocol's handler of a text message
 	idle    time.Duration
 	expires atomic.Int64 // unix nanoseconds; no read by then: the client is gone
 	gone    bool         // out of the set for good; guarded by p.mu
@@ -75,7 +77,7 @@ const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 // is TCP or TLS over TCP; nil means the caller must read on a goroutine
 // instead. Call it before the session starts (the transport's close hook
 // must be in place before any writer can close it), and register after.
-func newPolledConn(s *hub.Session, t *transport, maxMessage int64, pingInterval time.Duration) *polledConn {
+func newPolledConn(s *hub.Session, t *transport, handle func(*hub.Session, []byte), maxMessage int64, pingInterval time.Duration) *polledConn {
 	var tlsConn *tls.Conn
 	c := t.lc.Conn
 	if tc, ok := c.(*tls.Conn); ok {
@@ -98,7 +100,7 @@ func newPolledConn(s *hub.Session, t *transport, maxMessage int64, pingInterval 
 	if fd < 0 {
 		return nil
 	}
-	pc := &polledConn{p: p, fd: fd, raw: raw, tls: tlsConn, s: s, t: t, fr: frameReader{maxMessage: maxMessage}, idle: 2 * pingInterval}
+	pc := &polledConn{p: p, fd: fd, raw: raw, tls: tlsConn, s: s, t: t, fr: wsframe.Reader{MaxMessage: maxMessage}, onText: handle, idle: 2 * pingInterval}
 	pc.touch()
 	t.onClose = pc.unregister
 	return pc
@@ -234,12 +236,12 @@ func (pc *polledConn) readable() {
 // with its close code) or the client's close frame.
 func (pc *polledConn) handle(b []byte) bool {
 	pc.touch()
-	if code, reason := pc.fr.feed(b, pc); code != 0 {
-		pc.s.CloseWith(code, reason)
+	if code, reason := pc.fr.Feed(b, pc); code != 0 {
+		pc.s.Disconnect(hub.ProtocolViolation(code, reason))
 		pc.end()
 		return false
 	}
-	if pc.fr.closed {
+	if pc.fr.Closed() {
 		pc.end()
 		return false
 	}
@@ -296,25 +298,21 @@ func (pc *polledConn) rearm() {
 }
 
 // end finishes the session once its close frame, if any, is out.
-func (pc *polledConn) end() {
-	if pc.s.Closing() {
-		select {
-		case <-pc.s.Flushed():
-		case <-time.After(pc.t.writeTimeout):
-		}
-	}
-	pc.s.Finish()
-}
+func (pc *polledConn) end() { pc.s.End(pc.t.writeTimeout) }
 
-// frameHandler
+// Text implements wsframe.Handler.
+func (pc *polledConn) Text(msg []byte) { pc.onText(pc.s, msg) }
 
-func (pc *polledConn) text(msg []byte)     { pc.s.HandleText(msg) }
-func (pc *polledConn) ping(payload []byte) { pc.s.QueuePong(payload) }
-func (pc *polledConn) pong()               {}
+// Ping implements wsframe.Handler: the pong goes through the ordered
+// queue, so it never lands in the middle of another frame.
+func (pc *polledConn) Ping(payload []byte) { pc.s.QueueControl(wsframe.Pong(payload)) }
 
-func (pc *polledConn) closeFrame(code int) {
-	if code == 1005 {
-		code = hub.CloseNormal
-	}
-	pc.s.CloseWith(code, "")
-}
+// Pong implements wsframe.Handler; reading it already kept the connection
+// alive.
+func (pc *polledConn) Pong() {}
+
+// Close implements wsframe.Handler: the client's close is echoed after what
+// is already queued.
+func (pc *polledConn) Close(code int) { pc.s.Disconnect(hub.ClientClosed(code)) }
+
+var _ wsframe.Handler = (*polledConn)(nil)

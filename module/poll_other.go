@@ -11,6 +11,8 @@ import (
 // polledConn is Linux-only; elsewhere every session has a reader goroutine.
 type polledConn struct{}
 
-func newPolledConn(*hub.Session, *transport, int64, time.Duration) *polledConn { return nil }
+func newPolledConn(*hub.Session, *transport, func(*hub.Session, []byte), int64, time.Duration) *polledConn {
+	return nil
+}
 
 func (*polledConn) register() {}

@@ -2,7 +2,6 @@ package module
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,23 +12,28 @@ import (
 	"github.com/wprealtime/caddy-realtime/module/hub"
 )
 
-// hubs holds every running hub, reference-counted by the handlers that name
-// it. It is package-level so that it outlives any one config: on a reload
-// the new handlers acquire a hub before the old ones release it, so the hub,
-// its connections and its history carry on.
-//
-// A hub's key is its name and its backplane: a reload that changes the
-// backplane makes a new hub, and the old one closes its clients with 1012 so
-// that they resume on the new one.
+// hubs holds every running hub, reference-counted by the realtime apps that
+// hold it. It is package-level so that it outlives any one config: on a
+// reload the new app acquires a hub before the old one releases it, so the
+// hub, its connections and its history carry on.
 var hubs = caddy.NewUsagePool()
+
+// poolKey identifies a hub in the pool: its name and its backplane. A
+// reload that changes the backplane makes a new hub, and the old one closes
+// its clients with DisconnectBackplaneReplaced so that they resume on the
+// new one.
+type poolKey struct {
+	name      string
+	backplane string // the backplane's Identity; "" for the in-memory log
+}
 
 // pooledHub is a hub in the pool.
 type pooledHub struct {
 	*hub.Hub
-	key      string
+	key      poolKey
 	name     string
-	backend  string // "memory" or "redis"
-	logger   *zap.Logger
+	backend  string // "memory", or the backplane module's name
+	log      *followingLogger
 	shutdown sync.Once
 
 	latencyOnce sync.Once
@@ -44,78 +48,58 @@ func (ph *pooledHub) observePublish(d time.Duration) {
 	ph.latency.Observe(d.Seconds())
 }
 
-func hubKey(s hubSettings) string {
-	if s.redis == "" {
-		return s.name + "\x00memory"
+// acquireHub returns the hub for s, making it if needed, and applies the
+// settings that change in place (history, limits, logger). The caller must
+// releaseHub(ph.key) in Cleanup. Nothing connects here: Start does.
+func acquireHub(s hubSettings, logger *zap.Logger) (*pooledHub, error) {
+	key := poolKey{name: s.name}
+	backend := "memory"
+	if s.backplane != nil {
+		key.backplane, backend = s.backplane.Identity(), s.backplaneName
 	}
-	return s.name + "\x00redis\x00" + s.redis
-}
-
-// acquireHub returns the hub for s, creating it if needed, and applies the
-// history limits in place. The caller must releaseHub(key) in Cleanup.
-func acquireHub(ctx caddy.Context, s hubSettings) (*pooledHub, error) {
-	key := hubKey(s)
-	logger := ctx.Logger().Named("realtime").With(zap.String("hub", s.name))
 	v, _, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
-		log, backend, err := newLog(s, logger)
-		if err != nil {
-			return nil, err
+		fl := newFollowingLogger(logger)
+		log := hub.Log(hub.NewMemoryLog(s.historySize, s.historyTTL))
+		if s.backplane != nil {
+			l, err := s.backplane.NewLog(s.name, s.historySize, s.historyTTL, fl.zap().Named(backend))
+			if err != nil {
+				return nil, err
+			}
+			log = l
 		}
-		h, err := hub.New(s.name, log, logger)
-		if err != nil {
-			_ = log.Close()
-			return nil, err
-		}
-		return &pooledHub{Hub: h, key: key, name: s.name, backend: backend, logger: logger}, nil
+		return &pooledHub{Hub: hub.New(s.name, log), key: key, name: s.name, backend: backend, log: fl}, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("hub %s: %v", s.name, err)
+		return nil, err
 	}
 	ph := v.(*pooledHub)
 	ph.SetRetention(s.historySize, s.historyTTL)
+	ph.SetLimits(s.limits)
+	ph.log.set(logger)
 	return ph, nil
 }
 
 // releaseHub drops one reference to a hub; the last one stops it.
-func releaseHub(key string) {
-	if key == "" {
-		return
-	}
+func releaseHub(key poolKey) {
 	_, _ = hubs.Delete(key)
 }
 
-// newLog makes the backplane of a hub.
-func newLog(s hubSettings, logger *zap.Logger) (hub.Log, string, error) {
-	if s.redis == "" {
-		return hub.NewMemoryLog(s.historySize, s.historyTTL), "memory", nil
-	}
-	if newRedisLog == nil {
-		return nil, "", fmt.Errorf("redis backplane is not available in this build")
-	}
-	l, err := newRedisLog(s, logger)
-	return l, "redis", err
-}
-
-// newRedisLog is set by redis.go; kept as a variable so the pool reads the
-// same whatever the backplane.
-var newRedisLog func(s hubSettings, logger *zap.Logger) (hub.Log, error)
-
 // shutdownWait bounds how long a stopping hub waits for its sessions after
-// the close frames are spread, before it drops the rest.
+// the close messages are spread, before it drops the rest.
 const shutdownWait = time.Second
 
-// Destruct implements caddy.Destructor: no handler names this hub any more.
-// Its clients get 1012 if a hub of the same name with another backplane
-// replaced it, else 1001.
+// Destruct implements caddy.Destructor: no app holds this hub any more.
+// Its clients are told the hub was replaced if a hub of the same name with
+// another backplane took its place, else that the server is going away.
 func (ph *pooledHub) Destruct() error {
 	ph.shutdown.Do(func() {
-		code, reason := hub.CloseGoingAway, "server going away"
+		d := hub.DisconnectShutdown
 		if !caddy.Exiting() && ph.replaced() {
-			code, reason = hub.CloseServiceRestart, "hub restarted with a new backplane; resume with your last cursor"
+			d = hub.DisconnectBackplaneReplaced
 		}
 		n := ph.Sessions()
-		ph.logger.Info("stopping hub", zap.Int("sessions", n), zap.Int("close_code", code))
-		ph.Close(code, reason, hub.ShutdownSpread(n), shutdownWait)
+		ph.log.logger().Info("stopping hub", zap.Int("sessions", n), zap.String("disconnect", d.Name))
+		ph.Close(d, hub.ShutdownSpread(n), shutdownWait)
 	})
 	return nil
 }
@@ -124,8 +108,8 @@ func (ph *pooledHub) Destruct() error {
 func (ph *pooledHub) replaced() bool {
 	found := false
 	hubs.Range(func(k, _ any) bool {
-		key := k.(string)
-		if key != ph.key && strings.HasPrefix(key, ph.name+"\x00") {
+		key := k.(poolKey)
+		if key != ph.key && key.name == ph.name {
 			found = true
 			return false
 		}
@@ -134,18 +118,6 @@ func (ph *pooledHub) replaced() bool {
 	return found
 }
 
-// pooledHubs returns the hubs in the pool, for the admin API and metrics.
-func pooledHubs() []*pooledHub {
-	var out []*pooledHub
-	hubs.Range(func(_, v any) bool {
-		out = append(out, v.(*pooledHub))
-		return true
-	})
-	return out
-}
-
-var _ caddy.Destructor = (*pooledHub)(nil)
-
 // health reports whether the hub's backplane is reachable.
 func (ph *pooledHub) health() (bool, string) {
 	if h, ok := ph.Log().(hub.Health); ok {
@@ -153,3 +125,8 @@ func (ph *pooledHub) health() (bool, string) {
 	}
 	return true, ""
 }
+
+// String names the hub in errors.
+func (ph *pooledHub) String() string { return fmt.Sprintf("hub %s (%s)", ph.name, ph.backend) }
+
+var _ caddy.Destructor = (*pooledHub)(nil)

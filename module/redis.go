@@ -5,28 +5,9 @@ import (
 	"net/url"
 
 	goredis "github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
 
-	"github.com/wprealtime/caddy-realtime/module/hub"
 	realtimeredis "github.com/wprealtime/caddy-realtime/module/redis"
 )
-
-func init() {
-	newRedisLog = func(s hubSettings, logger *zap.Logger) (hub.Log, error) {
-		opts, prefix, err := parseRedisURL(s.redis)
-		if err != nil {
-			return nil, err
-		}
-		return realtimeredis.New(realtimeredis.Config{
-			Client: opts,
-			Prefix: prefix,
-			Hub:    s.name,
-			Size:   s.historySize,
-			TTL:    s.historyTTL,
-			Logger: logger.Named("redis"),
-		})
-	}
-}
 
 // parseRedisURL reads the `redis` option of a hub:
 //

@@ -1,6 +1,7 @@
 package module
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	"strings"
 	"testing"
 	"time"
@@ -44,10 +45,14 @@ func TestParseRedisURL(t *testing.T) {
 	}
 }
 
-func TestNewRedisLogDoesNotConnect(t *testing.T) {
+func TestRedisBackplaneNewLogDoesNotConnect(t *testing.T) {
 	// Provisioning with Redis down must not fail: the log is made, and the
-	// reader connects later.
-	l, err := newRedisLog(hubSettings{name: "x", historySize: 10, historyTTL: time.Minute, redis: "redis://127.0.0.1:1/0"}, zap.NewNop())
+	// reader connects when the hub starts.
+	b := &RedisBackplane{URL: "redis://127.0.0.1:1/0"}
+	if err := b.Provision(caddy.Context{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := b.NewLog("x", 10, time.Minute, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,11 @@ package module
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
 )
@@ -77,7 +73,8 @@ func (c *lockedConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// transport implements hub.Transport over a hijacked connection.
+// transport implements hub.Transport over a hijacked connection: a
+// WebSocket, or a Server-Sent Events stream taken over after its headers.
 type transport struct {
 	// No reference to gorilla's Conn: on the epoll path nothing reads
 	// through it, and it would keep its read buffer alive.
@@ -87,19 +84,19 @@ type transport struct {
 	onClose      func() // runs before the socket closes (epoll deregistration)
 }
 
-func newTransport(conn *websocket.Conn, writeTimeout time.Duration) *transport {
-	return &transport{lc: conn.NetConn().(*lockedConn), writeTimeout: writeTimeout}
+func newTransport(lc *lockedConn, writeTimeout time.Duration) *transport {
+	return &transport{lc: lc, writeTimeout: writeTimeout}
 }
 
-// WriteFrames writes pre-framed bytes with one vectored write where the
+// Write writes encoded messages with one vectored write where the
 // connection supports it (plain TCP), under the write deadline.
-func (t *transport) WriteFrames(frames [][]byte) error {
+func (t *transport) Write(msgs [][]byte) error {
 	t.lc.mu.Lock()
 	defer t.lc.mu.Unlock()
 	if err := t.lc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
-	bufs := net.Buffers(frames)
+	bufs := net.Buffers(msgs)
 	_, err := bufs.WriteTo(t.lc.Conn)
 	return err
 }
@@ -116,60 +113,4 @@ func (t *transport) Close() error {
 	return err
 }
 
-// serveSession reads client frames until the connection ends. Protocol
-// pings and pongs keep the read deadline ahead; a client that answers
-// nothing for two ping intervals is gone.
-func serveSession(s *hub.Session, conn *websocket.Conn, t *transport, maxMessage int64, pingInterval time.Duration) {
-	defer func() {
-		if s.Closing() {
-			// Let the close frame out before the socket goes.
-			select {
-			case <-s.Flushed():
-			case <-time.After(t.writeTimeout):
-			}
-		}
-		s.Finish()
-	}()
-	idle := 2 * pingInterval
-	alive := func() { _ = conn.SetReadDeadline(time.Now().Add(idle)) }
-	conn.SetReadLimit(maxMessage)
-	conn.SetPingHandler(func(data string) error {
-		alive()
-		s.QueuePong([]byte(data))
-		return nil
-	})
-	conn.SetPongHandler(func(string) error {
-		alive()
-		return nil
-	})
-	conn.SetCloseHandler(func(code int, _ string) error {
-		// Echo the client's close through the ordered queue.
-		if code == websocket.CloseNoStatusReceived {
-			code = websocket.CloseNormalClosure
-		}
-		s.CloseWith(code, "")
-		return nil
-	})
-	for {
-		alive()
-		mt, r, err := conn.NextReader()
-		if err != nil {
-			return
-		}
-		if mt == websocket.BinaryMessage {
-			s.CloseWith(hub.CloseUnsupported, "binary frames are not supported")
-			return
-		}
-		// Over max_message_size, gorilla itself sends the 1009 close frame
-		// and fails the read; the deferred Finish then closes the socket.
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return
-		}
-		if !utf8.Valid(data) {
-			s.CloseWith(hub.CloseInvalidPayload, "invalid UTF-8")
-			return
-		}
-		s.HandleText(data)
-	}
-}
+var _ hub.Transport = (*transport)(nil)

@@ -24,9 +24,9 @@ type tcpTransport struct {
 // maxIovec stays under the kernel's IOV_MAX (1024).
 const maxIovec = 1000
 
-// TryWriteFrames implements hub.TryWriter: one writev that takes what the
-// socket buffer has room for, never waiting.
-func (t *tcpTransport) TryWriteFrames(frames [][]byte) (int, error) {
+// TryWrite implements hub.TryWriter: one writev that takes what the socket
+// buffer has room for, never waiting.
+func (t *tcpTransport) TryWrite(frames [][]byte) (int, error) {
 	t.lc.mu.Lock()
 	defer t.lc.mu.Unlock()
 	if len(frames) > maxIovec {

@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
+	"github.com/wprealtime/caddy-realtime/module/internal/rtproto"
+	"github.com/wprealtime/caddy-realtime/module/internal/token"
 )
 
 func init() {
@@ -38,24 +40,26 @@ type WSHandler struct {
 	TokenCookie string `json:"token_cookie,omitempty"`
 	// AllowedOrigins replaces the default same-origin check.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
-	// MaxConnections per node for this hub. Default 100000.
+	// MaxConnections caps this handler's connections to the hub on this
+	// node. Deprecated: set max_connections in the hub's settings, which
+	// bound every endpoint of the hub.
 	MaxConnections int `json:"max_connections,omitempty"`
-	// MaxConnectionsPerIP per node for this hub; 0 is unlimited. Default 1000.
-	MaxConnectionsPerIP *int `json:"max_connections_per_ip,omitempty"`
+	// MaxConnectionsPerIP caps one address's connections through this
+	// handler. Deprecated: set max_connections_per_ip in the hub's settings.
+	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
 	// MaxSubscriptions per connection. Default 100.
 	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
-	// MaxMessageSize bounds client frames, in bytes. Default 4096.
+	// MaxMessageSize bounds client messages, in bytes. Default 4096.
 	MaxMessageSize int64 `json:"max_message_size,omitempty"`
-	// SendQueue is how many events may wait for a slow client before it is
-	// closed with 1013. Default 256.
+	// SendQueue is how many events may wait for a client before it falls
+	// back to catching up from history. Default 1024.
 	SendQueue int `json:"send_queue,omitempty"`
-	// PingInterval between protocol pings. Default 25s.
+	// PingInterval between keep-alives. Default 25s.
 	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
 	// WriteTimeout bounds each write to a client. Default 10s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 
 	hub      *pooledHub
-	hubKey   string
 	policy   *hub.Policy
 	origins  *originPolicy
 	upgrader websocket.Upgrader
@@ -64,15 +68,13 @@ type WSHandler struct {
 
 // Defaults of realtime_ws.
 const (
-	defaultMaxConnections      = 100000
-	defaultMaxConnectionsPerIP = 1000
-	defaultMaxSubscriptions    = 100
-	defaultMaxMessageSize      = 4096
-	defaultSendQueue           = 256
-	defaultPingInterval        = 25 * time.Second
-	defaultWriteTimeout        = 10 * time.Second
-	// readBufferSize is small: client frames are short control messages,
-	// and each idle connection holds this buffer.
+	defaultMaxSubscriptions = 100
+	defaultMaxMessageSize   = 4096
+	defaultSendQueue        = 1024
+	defaultPingInterval     = 25 * time.Second
+	defaultWriteTimeout     = 10 * time.Second
+	// readBufferSize is small: client messages are short, and each
+	// connection on a reader goroutine holds this buffer.
 	readBufferSize = 512
 )
 
@@ -84,18 +86,22 @@ func (WSHandler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults, expands the token secret and acquires the hub.
+// Provision sets defaults, expands the token secret and looks up the hub.
 func (h *WSHandler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.setDefaults()
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	if h.MaxConnections > 0 || h.MaxConnectionsPerIP > 0 {
+		h.logger.Warn("realtime_ws: max_connections and max_connections_per_ip are deprecated here; set them in the hub's settings (realtime { hub NAME { max_connections N } }), which bound every endpoint of the hub",
+			zap.String("hub", h.Hub))
+	}
 	p := &hub.Policy{
 		DefaultChannels:     h.DefaultChannels,
 		Private:             h.Private,
 		MaxConnections:      h.MaxConnections,
-		MaxConnectionsPerIP: *h.MaxConnectionsPerIP,
+		MaxConnectionsPerIP: h.MaxConnectionsPerIP,
 		MaxSubscriptions:    h.MaxSubscriptions,
 		SendQueue:           h.SendQueue,
 		PingInterval:        time.Duration(h.PingInterval),
@@ -103,9 +109,9 @@ func (h *WSHandler) Provision(ctx caddy.Context) error {
 	if h.TokenSecret != "" {
 		secret := caddy.NewReplacer().ReplaceAll(h.TokenSecret, "")
 		if secret == "" {
-			return fmt.Errorf("realtime_ws: token_secret is empty after placeholder expansion (is its environment variable set?)")
+			return errors.New("realtime_ws: token_secret is empty after placeholder expansion (is its environment variable set?)")
 		}
-		p.Tokens = hub.NewTokenVerifier(secret)
+		p.Tokens = token.NewVerifier(secret)
 	}
 	origins, err := newOriginPolicy(h.AllowedOrigins)
 	if err != nil {
@@ -120,14 +126,13 @@ func (h *WSHandler) Provision(ctx caddy.Context) error {
 		// Origins are checked before upgrading, with a JSON answer.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
-	if err := registerMetrics(ctx); err != nil {
-		return err
-	}
-	ph, err := hubFor(ctx, h.Hub)
+	app, err := appFor(ctx)
 	if err != nil {
 		return fmt.Errorf("realtime_ws: %v", err)
 	}
-	h.hub, h.hubKey = ph, ph.key
+	if h.hub, err = app.Hub(h.Hub); err != nil {
+		return fmt.Errorf("realtime_ws: %v", err)
+	}
 	return nil
 }
 
@@ -137,13 +142,6 @@ func (h *WSHandler) setDefaults() {
 	}
 	if len(h.DefaultChannels) == 0 {
 		h.DefaultChannels = []string{hub.DefaultChannel}
-	}
-	if h.MaxConnections == 0 {
-		h.MaxConnections = defaultMaxConnections
-	}
-	if h.MaxConnectionsPerIP == nil {
-		n := defaultMaxConnectionsPerIP
-		h.MaxConnectionsPerIP = &n
 	}
 	if h.MaxSubscriptions == 0 {
 		h.MaxSubscriptions = defaultMaxSubscriptions
@@ -167,7 +165,7 @@ func (h *WSHandler) Validate() error {
 	switch {
 	case h.MaxConnections < 0:
 		return errors.New("realtime_ws: max_connections must be positive")
-	case h.MaxConnectionsPerIP != nil && *h.MaxConnectionsPerIP < 0:
+	case h.MaxConnectionsPerIP < 0:
 		return errors.New("realtime_ws: max_connections_per_ip must be 0 (unlimited) or positive")
 	case h.MaxSubscriptions < 0:
 		return errors.New("realtime_ws: max_subscriptions must be positive")
@@ -186,24 +184,17 @@ func (h *WSHandler) Validate() error {
 		}
 	}
 	for _, p := range h.Private {
-		if p == "" || len(p) > 128 {
+		if p == "" || len(p) > 164 {
 			return fmt.Errorf("realtime_ws: private: invalid pattern %q", p)
 		}
 	}
 	return nil
 }
 
-// Cleanup releases the hub; the last handler naming it stops it.
-func (h *WSHandler) Cleanup() error {
-	releaseHub(h.hubKey)
-	h.hubKey = ""
-	return nil
-}
-
 // ServeHTTP upgrades the request and hands the connection to the hub. It
-// returns as soon as the session is started: the session's reader runs on a
-// goroutine of its own, so the connection does not keep this request's
-// stack and buffers alive.
+// returns as soon as the session is started: the session's reader waits in
+// the epoll set (or runs on a goroutine of its own), so the connection does
+// not keep this request's stack and buffers alive.
 func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if !websocket.IsWebSocketUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
@@ -212,15 +203,18 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	if !h.origins.allowed(r) {
 		return writeJSONError(w, http.StatusForbidden, "origin_not_allowed", "origin not allowed")
 	}
+	opts, rj := h.connectOptions(r)
+	if rj != nil {
+		return writeJSONError(w, rj.status, rj.code, rj.msg)
+	}
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	s, err := h.hub.Admit(h.policy, ip)
-	switch {
-	case errors.Is(err, hub.ErrTooManyConnectionsPerIP):
-		w.Header().Set("Retry-After", "10")
-		return writeJSONError(w, http.StatusTooManyRequests, "too_many_connections", err.Error())
-	case err != nil:
-		w.Header().Set("Retry-After", "10")
-		return writeJSONError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+	s, err := h.hub.Admit(h.policy, rtproto.WebSocket{}, ip)
+	if err != nil {
+		return refuseConnection(w, err)
+	}
+	if err := h.hub.Start(); err != nil {
+		s.Cancel()
+		return refuseConnection(w, err)
 	}
 	conn, err := h.upgrader.Upgrade(hijacker{w}, r, nil)
 	if err != nil {
@@ -229,35 +223,57 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 		h.logger.Debug("websocket upgrade failed", zap.Error(err))
 		return nil
 	}
-	opts := hub.ConnectOptions{IP: ip, Token: h.token(r)}
-	q := r.URL.Query()
-	if v := q.Get("channels"); v != "" {
-		opts.Channels = strings.Split(v, ",")
-	}
-	opts.Since = q.Get("since")
-	t := newTransport(conn, time.Duration(h.WriteTimeout))
+	t := newTransport(conn.NetConn().(*lockedConn), time.Duration(h.WriteTimeout))
 	// On Linux, TCP and TLS connections wait for reads in an epoll set,
 	// with no goroutine while idle; anything else gets a reader goroutine.
-	pc := newPolledConn(s, t, h.MaxMessageSize, time.Duration(h.PingInterval))
+	pc := newPolledConn(s, t, rtproto.Handle, h.MaxMessageSize, time.Duration(h.PingInterval))
 	s.Start(platformTransport(t), opts)
 	if pc != nil {
 		pc.register()
 		return nil
 	}
-	go serveSession(s, conn, t, h.MaxMessageSize, time.Duration(h.PingInterval))
+	go readWebSocket(s, conn, t, rtproto.Handle, h.MaxMessageSize, time.Duration(h.PingInterval))
 	return nil
 }
 
-// token reads a subscriber token from the Authorization header or the
-// configured cookie; never from the query string, which ends up in logs.
-func (h *WSHandler) token(r *http.Request) string {
+// connectOptions reads the channels, cursor and token of a connect. More
+// channels than a connection may hold is refused before upgrading, rather
+// than answered with one error message each.
+func (h *WSHandler) connectOptions(r *http.Request) (hub.ConnectOptions, *rejection) {
+	q := r.URL.Query()
+	opts := hub.ConnectOptions{Since: q.Get("since"), Token: bearerOrCookie(r, h.TokenCookie)}
+	if v := q.Get("channels"); v != "" {
+		opts.Channels = strings.Split(v, ",")
+	}
+	if n := len(opts.Channels); h.MaxSubscriptions > 0 && n > h.MaxSubscriptions {
+		return opts, reject(http.StatusBadRequest, hub.CodeTooManySubscriptions,
+			fmt.Sprintf("%d channels named, at most %d per connection", n, h.MaxSubscriptions))
+	}
+	return opts, nil
+}
+
+// refuseConnection answers a handshake the hub refused (limits, shutdown)
+// and closes the connection, so that a flood of refused handshakes cannot
+// hold descriptors for the server's idle timeout.
+func refuseConnection(w http.ResponseWriter, err error) error {
+	w.Header().Set("Retry-After", "10")
+	w.Header().Set("Connection", "close")
+	if errors.Is(err, hub.ErrTooManyConnectionsPerIP) {
+		return writeJSONError(w, http.StatusTooManyRequests, "too_many_connections", err.Error())
+	}
+	return writeJSONError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+}
+
+// bearerOrCookie reads a subscriber token from the Authorization header or
+// the named cookie; never from the query string, which ends up in logs.
+func bearerOrCookie(r *http.Request, cookie string) string {
 	if v := r.Header.Get("Authorization"); v != "" {
 		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
 			return strings.TrimSpace(t)
 		}
 	}
-	if h.TokenCookie != "" {
-		if c, err := r.Cookie(h.TokenCookie); err == nil {
+	if cookie != "" {
+		if c, err := r.Cookie(cookie); err == nil {
 			return c.Value
 		}
 	}
@@ -267,6 +283,5 @@ func (h *WSHandler) token(r *http.Request) string {
 var (
 	_ caddy.Provisioner           = (*WSHandler)(nil)
 	_ caddy.Validator             = (*WSHandler)(nil)
-	_ caddy.CleanerUpper          = (*WSHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*WSHandler)(nil)
 )

@@ -1,20 +1,25 @@
 package hub
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
-func sign(t testing.TB, secret string, claims jwt.MapClaims) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
+// fakeTokens is a TokenVerifier over a table, so that engine tests need no
+// JWT library; module/internal/token tests the real one.
+type fakeTokens map[string]*Grant
+
+func (f fakeTokens) Verify(tok string) (*Grant, error) {
+	switch g, ok := f[tok]; {
+	case tok == "expired":
+		return nil, ErrTokenExpired
+	case !ok:
+		return nil, ErrTokenInvalid
+	default:
+		return g, nil
 	}
-	return s
 }
 
 func TestGlob(t *testing.T) {
@@ -41,50 +46,19 @@ func TestGlob(t *testing.T) {
 	}
 }
 
-func TestTokenVerify(t *testing.T) {
-	v := NewTokenVerifier("s3cret")
-	exp := time.Now().Add(time.Minute).Unix()
-	good := sign(t, "s3cret", jwt.MapClaims{"sub": "42", "exp": exp, "channels": []string{"private-user.42"}})
-	g, err := v.Verify(good)
-	if err != nil || g.Subject != "42" || !g.Allows("private-user.42", time.Now()) || g.Allows("private-user.43", time.Now()) {
-		t.Fatalf("good token: %+v, %v", g, err)
-	}
-	if _, err := v.Verify(sign(t, "other", jwt.MapClaims{"exp": exp})); err != ErrTokenInvalid {
-		t.Fatalf("wrong key: %v", err)
-	}
-	if _, err := v.Verify(sign(t, "s3cret", jwt.MapClaims{"exp": time.Now().Add(-time.Minute).Unix()})); err != ErrTokenExpired {
-		t.Fatalf("expired: %v", err)
-	}
-	if _, err := v.Verify(sign(t, "s3cret", jwt.MapClaims{"sub": "1"})); err != ErrTokenInvalid {
-		t.Fatalf("no exp: %v", err)
-	}
-	none := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"exp": exp})
-	ns, _ := none.SignedString(jwt.UnsafeAllowNoneSignatureType)
-	if _, err := v.Verify(ns); err != ErrTokenInvalid {
-		t.Fatalf("alg none: %v", err)
-	}
-	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"exp": exp}).SignedString([]byte("s3cret"))
-	if _, err := v.Verify(hs512); err != ErrTokenInvalid {
-		t.Fatalf("HS512: %v", err)
-	}
-}
-
 func TestPrivateChannelAccess(t *testing.T) {
 	h, _ := newTestHub(t, 10)
 	p := testPolicy()
 	p.Private = []string{"user.*"}
-	p.Tokens = NewTokenVerifier("k")
-	exp := time.Now().Add(time.Minute).Unix()
-	tok := sign(t, "k", jwt.MapClaims{"exp": exp, "channels": []string{"private-user.1", "user.1"}})
-	expired := sign(t, "k", jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix(), "channels": []string{"*"}})
+	p.Tokens = fakeTokens{"tok": {Subject: "1", Channels: []string{"private-user.1", "user.1"}, Expires: time.Now().Add(time.Minute)}}
 
 	s, c := connect(t, h, p, ConnectOptions{Channels: []string{"public"}})
-	s.HandleText([]byte(`{"type":"realtime:subscribe","channel":"private-user.1"}`))
-	s.HandleText([]byte(`{"type":"realtime:subscribe","channel":"user.1"}`))
-	s.HandleText([]byte(`{"type":"realtime:subscribe","channel":"private-user.1","token":"garbage"}`))
-	s.HandleText([]byte(`{"type":"realtime:subscribe","channel":"private-user.1","token":"` + expired + `"}`))
-	s.HandleText([]byte(`{"type":"realtime:subscribe","channel":"private-user.2","token":"` + tok + `"}`))
-	s.HandleText([]byte(`{"type":"realtime:subscribe","channels":["private-user.1","user.1"]}`))
+	s.Subscribe([]string{"private-user.1"}, SubscribeOptions{})
+	s.Subscribe([]string{"user.1"}, SubscribeOptions{})
+	s.Subscribe([]string{"private-user.1"}, SubscribeOptions{Token: "garbage"})
+	s.Subscribe([]string{"private-user.1"}, SubscribeOptions{Token: "expired"})
+	s.Subscribe([]string{"private-user.2"}, SubscribeOptions{Token: "tok"})
+	s.Subscribe([]string{"private-user.1", "user.1"}, SubscribeOptions{})
 	waitFor(t, "answers", func() bool { return len(c.msgs()) >= 9 })
 	var codes []string
 	for _, m := range c.msgs()[2:] {
@@ -101,17 +75,61 @@ func TestPrivateChannelAccess(t *testing.T) {
 
 	// Without token_secret there are no private channels at all.
 	p2 := testPolicy()
-	_, c2 := connect(t, h, p2, ConnectOptions{Channels: []string{"private-x"}, Token: tok})
+	_, c2 := connect(t, h, p2, ConnectOptions{Channels: []string{"private-x"}, Token: "tok"})
 	waitFor(t, "error", func() bool { return len(c2.msgs()) >= 2 })
 	if m := c2.msgs()[1]; m["code"] != CodeForbidden {
 		t.Fatalf("private channel without token_secret: %v", m)
 	}
 
 	// A handshake token (header or cookie) grants at connect.
-	_, c3 := connect(t, h, p, ConnectOptions{Channels: []string{"private-user.1"}, Token: tok})
+	_, c3 := connect(t, h, p, ConnectOptions{Channels: []string{"private-user.1"}, Token: "tok"})
 	waitFor(t, "subscribed", func() bool { return len(c3.msgs()) >= 2 })
 	if m := c3.msgs()[1]; m["type"] != "realtime:subscribed" {
 		t.Fatalf("handshake token: %v", m)
+	}
+}
+
+// A grant that covers the channel but has expired answers token_expired,
+// not forbidden: the client should fetch a new token, not give up.
+func TestExpiredGrantIsTokenExpired(t *testing.T) {
+	h, _ := newTestHub(t, 10)
+	p := testPolicy()
+	p.Tokens = fakeTokens{"old": {Channels: []string{"private-a"}, Expires: time.Now().Add(-time.Second)}}
+	s, c := connect(t, h, p, ConnectOptions{Channels: []string{}, Token: "old"})
+	s.Subscribe([]string{"private-a"}, SubscribeOptions{})
+	waitFor(t, "error", func() bool { return lastMsg(c)["type"] == "realtime:error" })
+	if m := lastMsg(c); m["code"] != CodeTokenExpired {
+		t.Fatalf("got %v, want token_expired", m)
+	}
+}
+
+// Tokens a client sends are bounded per session: a flood of subscribe
+// requests, each with a valid token, keeps at most maxGrants grants, and a
+// renewed token replaces the one it renews.
+func TestGrantsAreBounded(t *testing.T) {
+	h, _ := newTestHub(t, 10)
+	p := testPolicy()
+	tokens := fakeTokens{}
+	for i := 0; i < 1000; i++ {
+		tokens[strconv.Itoa(i)] = &Grant{Subject: strconv.Itoa(i), Channels: []string{"private-" + strconv.Itoa(i)}, Expires: time.Now().Add(time.Minute)}
+	}
+	tokens["renewed"] = &Grant{Subject: "999", Channels: []string{"private-999"}, Expires: time.Now().Add(time.Hour)}
+	p.Tokens = tokens
+	s, c := connect(t, h, p, ConnectOptions{Channels: []string{}})
+	for i := 0; i < 1000; i++ {
+		s.Subscribe([]string{"public"}, SubscribeOptions{Token: strconv.Itoa(i)})
+	}
+	if len(s.grants) != maxGrants {
+		t.Fatalf("%d grants kept after 1000 tokens, want %d", len(s.grants), maxGrants)
+	}
+	s.Subscribe([]string{"private-999"}, SubscribeOptions{Token: "renewed"})
+	if len(s.grants) != maxGrants || s.grants[maxGrants-1].Expires != tokens["renewed"].Expires {
+		t.Fatalf("renewal did not replace its grant: %d grants", len(s.grants))
+	}
+	s.Subscribe([]string{"private-0"}, SubscribeOptions{})
+	waitFor(t, "answer", func() bool { return lastMsg(c)["channel"] == "private-0" })
+	if m := lastMsg(c); m["code"] != CodeForbidden {
+		t.Fatalf("the oldest grant still works after eviction: %v", m)
 	}
 }
 

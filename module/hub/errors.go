@@ -13,21 +13,7 @@ var (
 	ErrTooManyConnectionsPerIP = errors.New("too many connections from this address")
 )
 
-// WebSocket close codes the hub uses (RFC 6455 section 7.4.1).
-const (
-	CloseNormal         = 1000
-	CloseGoingAway      = 1001
-	CloseProtocolError  = 1002
-	CloseUnsupported    = 1003 // binary frame
-	CloseInvalidPayload = 1007 // invalid UTF-8
-	ClosePolicy         = 1008
-	CloseTooBig         = 1009
-	CloseInternal       = 1011
-	CloseServiceRestart = 1012 // hub replaced by a reload that changed its backplane
-	CloseTryAgainLater  = 1013 // send queue overflow; resume with the last cursor
-)
-
-// Error codes of realtime:error frames.
+// Error codes of refused client requests (ErrorMessage.Code).
 const (
 	CodeForbidden            = "forbidden"
 	CodeTokenInvalid         = "token_invalid"

@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -18,9 +19,9 @@ type Publication struct {
 	ID        string
 }
 
-// Event is one publication on one channel, placed in the log. Its wire form
-// and WebSocket frame are built once, when the log creates it, and shared by
-// every subscriber and every replay.
+// Event is one publication on one channel, placed in the log. Its JSON is
+// built once, when the log creates it; each wire format's encoding is built
+// from it on first use and shared by every subscriber and every replay.
 type Event struct {
 	Cursor    Cursor
 	Channel   string
@@ -30,11 +31,17 @@ type Event struct {
 	ID        string
 	Time      time.Time // when the log accepted it; history_ttl counts from here
 
-	data  []byte // JSON sent to subscribers
-	frame []byte // data framed as a WebSocket text frame
+	buf []byte // Headroom spare bytes, then the JSON
+
+	mu   sync.Mutex
+	wire [maxFormats][]byte // encodings by format, built on first use
 }
 
-// NewEvent builds an event and its frame. Logs call it for every event they
+// Headroom is how many spare bytes precede an event's JSON in its buffer,
+// so that a codec can put a frame header in front of it without a copy.
+const Headroom = 10
+
+// NewEvent builds an event and its JSON. Logs call it for every event they
 // accept or read back, so the encoding happens once per event per node.
 //
 // The subscriber-facing JSON is the recipe's event plus channel, cursor and
@@ -43,8 +50,7 @@ type Event struct {
 //	{"type":…,"channel":…,"cursor":…,"payload":…,"timestamp":…,"id":…}
 //
 // payload and id are left out when empty. It is appended by hand into one
-// buffer that also holds the WebSocket frame header in front of it, so an
-// event costs one allocation for both forms; the bytes are what
+// buffer with Headroom bytes in front of it; the bytes are what
 // encoding/json would write without HTML escaping (TestEventEncoding).
 func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Event {
 	e := &Event{
@@ -59,9 +65,9 @@ func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Eve
 	if e.Timestamp == "" {
 		e.Timestamp = rfc3339(accepted)
 	}
-	size := maxFrameHeader + 72 + len(e.Type) + len(channel) + len(c.Epoch) + 42 +
+	size := Headroom + 72 + len(e.Type) + len(channel) + len(c.Epoch) + 42 +
 		len(e.Payload) + len(e.Timestamp) + len(e.ID)
-	b := make([]byte, maxFrameHeader, size+size/8)
+	b := make([]byte, Headroom, size+size/8)
 	b = append(b, `{"type":`...)
 	b = appendJSONString(b, e.Type)
 	b = append(b, `,"channel":`...)
@@ -80,8 +86,7 @@ func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Eve
 		b = appendJSONString(b, e.ID)
 	}
 	b = append(b, '}')
-	e.data = b[maxFrameHeader:]
-	e.frame = b[maxFrameHeader-putFrameHeader(b[:maxFrameHeader], opText, len(e.data)):]
+	e.buf = b
 	return e
 }
 
@@ -128,11 +133,29 @@ type stamp struct {
 
 var lastStamp atomic.Pointer[stamp]
 
-// Data returns the JSON a subscriber receives for this event.
-func (e *Event) Data() []byte { return e.data }
+// Data returns the event's JSON, as the module's own protocol sends it.
+func (e *Event) Data() []byte { return e.buf[Headroom:] }
 
-// Frame returns the event as a WebSocket text frame.
-func (e *Event) Frame() []byte { return e.frame }
+// Headroom returns the event's buffer: Headroom spare bytes, then the JSON.
+// One codec, the module's own WebSocket protocol, writes its frame header
+// at the end of the spare bytes and sends buf[Headroom-n:], so the frame
+// every subscriber gets costs no copy. Codec.Event runs under the event's
+// lock, once per format, so the room is written once; a second codec that
+// used it would overwrite the first's header, so no other codec does.
+func (e *Event) Headroom() []byte { return e.buf }
+
+// Wire returns the event encoded by c, building it on first use.
+func (e *Event) Wire(c Codec) []byte {
+	f := c.Format()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if b := e.wire[f]; b != nil {
+		return b
+	}
+	b := c.Event(e)
+	e.wire[f] = b
+	return b
+}
 
 // Appended is a log's answer for one publication, in request order.
 type Appended struct {

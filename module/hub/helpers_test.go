@@ -1,8 +1,8 @@
 package hub
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -10,25 +10,66 @@ import (
 	"time"
 )
 
-// fakeConn is a Transport that decodes the frames the hub writes, like a
-// client would. It can be made to block, to play a slow consumer.
+// testCodec is the engine tests' wire format: one JSON object per message,
+// each ending in a newline, shaped like the module's own protocol, so that
+// the tests read like a client's view without any framing.
+type testCodec struct{}
+
+var testFormat = NewFormat()
+
+func (testCodec) Format() Format { return testFormat }
+
+func (testCodec) Event(e *Event) []byte { return append(append([]byte(nil), e.Data()...), '\n') }
+
+func (testCodec) Welcome(w Welcome) []byte {
+	return line(map[string]any{"type": "realtime:welcome", "connection_id": w.ConnectionID, "cursor": w.Cursor.String()})
+}
+
+func (testCodec) Subscribed(ch string, r Recovery) []byte {
+	m := map[string]any{"type": "realtime:subscribed", "channel": ch}
+	if r != NoResume {
+		m["recovered"] = r == Recovered
+	}
+	return line(m)
+}
+
+func (testCodec) Unsubscribed(ch string) []byte {
+	return line(map[string]any{"type": "realtime:unsubscribed", "channel": ch})
+}
+
+func (testCodec) Error(e ErrorMessage) []byte {
+	return line(map[string]any{"type": "realtime:error", "code": e.Code, "message": e.Message, "channel": e.Channel})
+}
+
+func (testCodec) Pong() []byte      { return line(map[string]any{"type": "realtime:pong"}) }
+func (testCodec) KeepAlive() []byte { return nil }
+
+func (testCodec) Close(d Disconnect) []byte {
+	return line(map[string]any{"type": "close", "code": d.Code, "reason": d.Reason})
+}
+
+func line(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
+}
+
+// fakeConn is the engine tests' Transport: it decodes what the hub writes,
+// like a client would. It can be made to block, to play a slow reader.
 type fakeConn struct {
 	mu      sync.Mutex
-	frames  []decoded
+	msgs_   []map[string]any
 	closed  bool
 	gate    chan struct{} // when non-nil, writes wait for it to close
 	changed chan struct{}
 	s       *Session
 }
 
-type decoded struct {
-	op   byte
-	data []byte
-}
-
 func newFakeConn() *fakeConn { return &fakeConn{changed: make(chan struct{}, 1)} }
 
-func (c *fakeConn) WriteFrames(frames [][]byte) error {
+func (c *fakeConn) Write(msgs [][]byte) error {
 	c.mu.Lock()
 	gate := c.gate
 	c.mu.Unlock()
@@ -40,11 +81,24 @@ func (c *fakeConn) WriteFrames(frames [][]byte) error {
 	if c.closed {
 		return fmt.Errorf("closed")
 	}
-	for _, f := range frames {
-		c.frames = append(c.frames, decodeFrame(f))
+	for _, m := range msgs {
+		c.msgs_ = append(c.msgs_, decodeLines(m)...)
 	}
 	c.notify()
 	return nil
+}
+
+// decodeLines decodes newline-ended JSON messages.
+func decodeLines(b []byte) []map[string]any {
+	var out []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+		var m map[string]any
+		if err := json.Unmarshal(l, &m); err != nil {
+			panic(fmt.Sprintf("%v: %q", err, l))
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func (c *fakeConn) notify() {
@@ -68,60 +122,29 @@ func (c *fakeConn) Close() error {
 	return nil
 }
 
-func decodeFrame(f []byte) decoded {
-	op := f[0] & 0x0f
-	n := int(f[1] & 0x7f)
-	p := f[2:]
-	switch n {
-	case 126:
-		n = int(binary.BigEndian.Uint16(p))
-		p = p[2:]
-	case 127:
-		n = int(binary.BigEndian.Uint64(p))
-		p = p[8:]
-	}
-	if len(p) != n {
-		panic(fmt.Sprintf("frame length %d, payload %d", n, len(p)))
-	}
-	return decoded{op: op, data: p}
-}
-
-// msgs returns the JSON text frames received so far.
+// msgs returns the messages received so far.
 func (c *fakeConn) msgs() []map[string]any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []map[string]any
-	for _, f := range c.frames {
-		if f.op != opText {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal(f.data, &m); err != nil {
-			panic(err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return append([]map[string]any(nil), c.msgs_...)
 }
 
-// events returns the non-control messages.
+// events returns the messages that are events.
 func (c *fakeConn) events() []map[string]any {
 	var out []map[string]any
 	for _, m := range c.msgs() {
-		if !IsControlType(m["type"].(string)) {
+		if t := m["type"].(string); t != "close" && !IsControlType(t) {
 			out = append(out, m)
 		}
 	}
 	return out
 }
 
-// closeCode returns the code of the close frame received, or 0.
+// closeCode returns the code of the close message received, or 0.
 func (c *fakeConn) closeCode() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, f := range c.frames {
-		if f.op == opClose {
-			return int(binary.BigEndian.Uint16(f.data))
+	for _, m := range c.msgs() {
+		if m["type"] == "close" {
+			return int(m["code"].(float64))
 		}
 	}
 	return 0
@@ -146,8 +169,8 @@ func testPolicy() *Policy {
 func newTestHub(t testing.TB, size int) (*Hub, *MemoryLog) {
 	t.Helper()
 	l := NewMemoryLog(size, time.Hour)
-	h, err := New("test", l, nil)
-	if err != nil {
+	h := New("test", l)
+	if err := h.Start(); err != nil {
 		t.Fatal(err)
 	}
 	return h, l
@@ -155,8 +178,13 @@ func newTestHub(t testing.TB, size int) (*Hub, *MemoryLog) {
 
 func connect(t testing.TB, h *Hub, p *Policy, o ConnectOptions) (*Session, *fakeConn) {
 	t.Helper()
+	return connectFrom(t, h, p, "", o)
+}
+
+func connectFrom(t testing.TB, h *Hub, p *Policy, ip string, o ConnectOptions) (*Session, *fakeConn) {
+	t.Helper()
 	c := newFakeConn()
-	s, err := h.Admit(p, o.IP)
+	s, err := h.Admit(p, testCodec{}, ip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +214,7 @@ func cursorsOf(ms []map[string]any) []string {
 	return out
 }
 
-// lastMsg returns the last text message received, or nil.
+// lastMsg returns the last message received, or nil.
 func lastMsg(c *fakeConn) map[string]any {
 	ms := c.msgs()
 	if len(ms) == 0 {
@@ -194,3 +222,5 @@ func lastMsg(c *fakeConn) map[string]any {
 	}
 	return ms[len(ms)-1]
 }
+
+var _ Codec = testCodec{}

@@ -3,22 +3,23 @@ package hub
 import (
 	"context"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // Hub fans events out to the sessions subscribed to their channels. It owns
-// its sessions, so they outlive any one transport configuration.
+// its sessions, so they outlive any one configuration of the endpoints that
+// accepted them.
 type Hub struct {
-	name   string
-	log    Log
-	logger *zap.Logger
-	stats  Stats
+	name  string
+	log   Log
+	stats Stats
+
+	startOnce sync.Once
+	startErr  error
 
 	mu       sync.Mutex
+	limits   Limits
 	head     Cursor // last event delivered to live subscribers
 	channels map[string]*channel
 	sessions map[*Session]struct{}
@@ -31,37 +32,43 @@ type Hub struct {
 	urgent    chan struct{} // cuts the flusher's coalescing wait short
 }
 
-// channel is the set of live subscribers of one channel, as a slice because
-// fan-out iterates it far more often than it changes.
-type channel struct {
-	subs  []*Session
-	index map[*Session]int
+// Limits bound a hub's sessions on this node; 0 is unlimited.
+type Limits struct {
+	MaxConnections      int
+	MaxConnectionsPerIP int
 }
 
-// New makes a hub over log and starts the log's delivery.
-func New(name string, log Log, logger *zap.Logger) (*Hub, error) {
-	if logger == nil {
-		logger = zap.NewNop()
-	}
+// New makes a hub over log. It does not start the log: Start does, so that
+// a hub can be made (and a configuration validated) without touching a
+// backplane. The engine logs nothing itself: what goes wrong reaches the
+// caller as errors, disconnects and counters.
+func New(name string, log Log) *Hub {
 	h := &Hub{
 		name:     name,
 		log:      log,
-		logger:   logger,
 		channels: make(map[string]*channel),
 		sessions: make(map[*Session]struct{}),
 		perIP:    make(map[string]int),
 		urgent:   make(chan struct{}, 1),
 	}
-	if head, err := log.Head(context.Background()); err == nil {
-		h.head = head
-	}
-	if g, ok := log.(GapReporter); ok {
-		g.OnGap(h.resync)
-	}
-	if err := log.Start(h.deliver); err != nil {
-		return nil, err
-	}
-	return h, nil
+	return h
+}
+
+// Start starts the log's delivery to the hub's sessions. Only the first
+// call does anything; later ones return its result.
+func (h *Hub) Start() error {
+	h.startOnce.Do(func() {
+		if head, err := h.log.Head(context.Background()); err == nil {
+			h.mu.Lock()
+			h.head = head
+			h.mu.Unlock()
+		}
+		if g, ok := h.log.(GapReporter); ok {
+			g.OnGap(h.resync)
+		}
+		h.startErr = h.log.Start(h.deliver)
+	})
+	return h.startErr
 }
 
 // Name returns the hub's name.
@@ -72,6 +79,13 @@ func (h *Hub) Stats() *Stats { return &h.stats }
 
 // Log returns the hub's log.
 func (h *Hub) Log() Log { return h.log }
+
+// SetLimits changes the hub's limits; they apply to new sessions.
+func (h *Hub) SetLimits(l Limits) {
+	h.mu.Lock()
+	h.limits = l
+	h.mu.Unlock()
+}
 
 // Head returns the cursor of the last event delivered on this node.
 func (h *Hub) Head() Cursor {
@@ -106,128 +120,19 @@ func (h *Hub) Publish(ctx context.Context, pubs []*Publication) ([]Appended, err
 	return out, nil
 }
 
-// deliver is the log's delivery callback: it queues each event to the live
-// subscribers of its channel without ever blocking on one of them, then
-// lets the flusher write. Sessions that were already waiting for a write
-// just get the frame appended, so a busy channel coalesces frames into
-// fewer, larger writes by itself.
-func (h *Hub) deliver(head Cursor, events []*Event) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var n int64
-	wake := false
-	for _, e := range events {
-		ch := h.channels[e.Channel]
-		if ch == nil {
-			continue
-		}
-		for _, s := range ch.subs {
-			flush, urgent := s.queueEvent(e.frame)
-			if flush {
-				h.ready = append(h.ready, s)
-			}
-			wake = wake || urgent
-		}
-		n += int64(len(ch.subs))
-	}
-	h.head = head
-	h.stats.Deliveries.Add(n)
-	if len(h.ready) > 0 && !h.flushing {
-		h.flushing = true
-		go h.flushLoop()
-	}
-	if wake {
-		select {
-		case h.urgent <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// flushChunk is how many sessions one flusher goroutine writes for in a
-// row; a large fan-out is split over the processors.
-const flushChunk = 512
-
-// coalesceWindow is the least time between two flushes of a busy hub. The
-// first event after a quiet spell is written at once; while events keep
-// coming, the flusher waits out the rest of the window, so each connection
-// gets the window's events in one write instead of one write (a syscall of
-// a few microseconds) per event. A session whose queue gets half full cuts
-// the wait short, so coalescing never causes a 1013.
-const coalesceWindow = time.Millisecond
-
-// flushLoop writes for the sessions that deliveries made ready, until there
-// are none; it exists only while there is fan-out to write.
-func (h *Hub) flushLoop() {
-	var batch []*Session
-	var timer *time.Timer
-	for {
-		h.mu.Lock()
-		if len(h.ready) == 0 {
-			h.flushing = false
-			if cap(h.ready) > 4*flushChunk {
-				h.ready = nil
-			}
-			h.mu.Unlock()
-			return
-		}
-		if wait := coalesceWindow - time.Since(h.lastFlush); wait > 0 {
-			h.mu.Unlock()
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			select {
-			case <-timer.C:
-			case <-h.urgent:
-				timer.Stop()
-			}
-			h.mu.Lock()
-		}
-		h.lastFlush = time.Now()
-		batch, h.ready = h.ready, batch[:0]
-		h.mu.Unlock()
-		flushAll(batch)
-		clear(batch)
-	}
-}
-
-// flushAll flushes sessions, over up to GOMAXPROCS goroutines.
-func flushAll(sessions []*Session) {
-	workers := min(runtime.GOMAXPROCS(0), (len(sessions)+flushChunk-1)/flushChunk)
-	if workers <= 1 {
-		for _, s := range sessions {
-			s.flush()
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	per := (len(sessions) + workers - 1) / workers
-	for i := 0; i < len(sessions); i += per {
-		part := sessions[i:min(i+per, len(sessions))]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, s := range part {
-				s.flush()
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-// admit counts a new session against the limits (0 means unlimited).
-func (h *Hub) admit(s *Session, ip string, maxConns, maxPerIP int) error {
+// admit counts a new session against the hub's limits and the endpoint's
+// caps (0 means none).
+func (h *Hub) admit(s *Session, ip string, p *Policy) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return ErrClosed
 	}
-	if maxConns > 0 && len(h.sessions) >= maxConns {
+	over := func(limit, n int) bool { return limit > 0 && n >= limit }
+	if over(h.limits.MaxConnections, len(h.sessions)) || over(p.MaxConnections, len(h.sessions)) {
 		return ErrTooManyConnections
 	}
-	if maxPerIP > 0 && ip != "" && h.perIP[ip] >= maxPerIP {
+	if ip != "" && (over(h.limits.MaxConnectionsPerIP, h.perIP[ip]) || over(p.MaxConnectionsPerIP, h.perIP[ip])) {
 		return ErrTooManyConnectionsPerIP
 	}
 	h.sessions[s] = struct{}{}
@@ -263,47 +168,6 @@ func (h *Hub) remove(s *Session) {
 	h.stats.Connections.Add(-1)
 }
 
-// subscribeLocked adds s to a channel's live subscribers. h.mu is held.
-func (h *Hub) subscribeLocked(s *Session, name string) {
-	ch := h.channels[name]
-	if ch == nil {
-		ch = &channel{index: make(map[*Session]int)}
-		h.channels[name] = ch
-	}
-	if _, ok := ch.index[s]; ok {
-		return
-	}
-	ch.index[s] = len(ch.subs)
-	ch.subs = append(ch.subs, s)
-	if sub := s.subs[name]; sub != nil {
-		sub.live = true
-	}
-}
-
-// unsubscribeLocked removes s from a channel's live subscribers. h.mu is held.
-func (h *Hub) unsubscribeLocked(s *Session, name string) {
-	if sub := s.subs[name]; sub != nil {
-		sub.live = false
-	}
-	ch := h.channels[name]
-	if ch == nil {
-		return
-	}
-	i, ok := ch.index[s]
-	if !ok {
-		return
-	}
-	last := len(ch.subs) - 1
-	ch.subs[i] = ch.subs[last]
-	ch.index[ch.subs[i]] = i
-	ch.subs[last] = nil
-	ch.subs = ch.subs[:last]
-	delete(ch.index, s)
-	if len(ch.subs) == 0 {
-		delete(h.channels, name)
-	}
-}
-
 // Sessions returns the number of open sessions.
 func (h *Hub) Sessions() int {
 	h.mu.Lock()
@@ -311,33 +175,32 @@ func (h *Hub) Sessions() int {
 	return len(h.sessions)
 }
 
-// Channels returns the number of channels with live subscribers.
-func (h *Hub) Channels() int {
+// allSessions copies the open sessions.
+func (h *Hub) allSessions() []*Session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.channels)
+	out := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		out = append(out, s)
+	}
+	return out
 }
 
-// Close refuses new sessions and publishes, then closes every session with
-// code, each at a random moment within spread so that clients do not all
+// Close refuses new sessions and publishes, then ends every session with d,
+// each at a random moment within spread so that clients do not all
 // reconnect at once. It returns when every session is gone or wait has
 // passed, then stops the log.
-func (h *Hub) Close(code int, reason string, spread, wait time.Duration) {
+func (h *Hub) Close(d Disconnect, spread, wait time.Duration) {
 	h.mu.Lock()
 	h.closed = true
-	sessions := make([]*Session, 0, len(h.sessions))
-	for s := range h.sessions {
-		sessions = append(sessions, s)
-	}
 	h.mu.Unlock()
-
+	sessions := h.allSessions()
 	for _, s := range sessions {
-		s := s
 		if spread <= 0 {
-			s.CloseWith(code, reason)
+			s.Disconnect(d)
 			continue
 		}
-		time.AfterFunc(rand.N(spread), func() { s.CloseWith(code, reason) })
+		time.AfterFunc(rand.N(spread), func() { s.Disconnect(d) })
 	}
 	deadline := time.NewTimer(spread + wait)
 	defer deadline.Stop()
@@ -355,25 +218,18 @@ func (h *Hub) Close(code int, reason string, spread, wait time.Duration) {
 	_ = h.log.Close()
 }
 
-// resync closes every session with 1012, spread out, so that clients resume
-// from their cursors: the log skipped events they would otherwise miss.
+// resync ends every session with DisconnectGap, spread out, so that clients
+// resume from their cursors: the log skipped events they would otherwise
+// miss.
 func (h *Hub) resync() {
-	h.mu.Lock()
-	sessions := make([]*Session, 0, len(h.sessions))
-	for s := range h.sessions {
-		sessions = append(sessions, s)
-	}
-	h.mu.Unlock()
+	sessions := h.allSessions()
 	spread := ShutdownSpread(len(sessions))
 	for _, s := range sessions {
-		s := s
-		time.AfterFunc(rand.N(spread), func() {
-			s.CloseWith(CloseServiceRestart, "events were lost by the backplane; resume with your last cursor")
-		})
+		time.AfterFunc(rand.N(spread), func() { s.Disconnect(DisconnectGap) })
 	}
 }
 
-// ShutdownSpread is how long a hub spreads its close frames: 1 ms per
+// ShutdownSpread is how long a hub spreads its close messages: 1 ms per
 // session, at most 2 s.
 func ShutdownSpread(sessions int) time.Duration {
 	return min(time.Duration(sessions)*time.Millisecond, 2*time.Second)

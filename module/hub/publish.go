@@ -104,10 +104,10 @@ func (it *item) publication(prefix string) (*Publication, error) {
 	switch {
 	case !it.hasType:
 		return nil, &PublishError{Field: prefix + "type", Message: "is required"}
-	case len(it.typ) == 0 || utf8.RuneCountInString(it.typ) > 64:
-		return nil, &PublishError{Field: prefix + "type", Message: "must be 1 to 64 characters"}
+	case !ValidType(it.typ):
+		return nil, &PublishError{Field: prefix + "type", Message: typeRule}
 	case IsControlType(it.typ):
-		return nil, &PublishError{Field: prefix + "type", Message: `must not start with "realtime:"`}
+		return nil, &PublishError{Field: prefix + "type", Message: `must not start with "realtime:", "pusher:" or "pusher_internal:"`}
 	}
 	p.Type = it.typ
 	if it.hasChannel && it.channels != nil {
@@ -199,28 +199,4 @@ func fieldOf(err error) string {
 		return te.Field
 	}
 	return "event"
-}
-
-const channelRule = "must be 1 to 128 characters of A-Z a-z 0-9 . _ - : @ ="
-
-// ValidChannel reports whether name is a valid channel name.
-func ValidChannel(name string) bool {
-	if len(name) == 0 || len(name) > 128 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.', c == '_', c == '-', c == ':', c == '@', c == '=':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// IsControlType reports whether t is reserved for the hub's control frames.
-func IsControlType(t string) bool {
-	return len(t) >= 9 && t[:9] == "realtime:"
 }

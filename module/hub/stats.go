@@ -1,6 +1,9 @@
 package hub
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Stats are a hub's counters. They are plain atomics, cheap on the hot path;
 // the Caddy layer exports them to Prometheus when it is scraped.
@@ -10,21 +13,49 @@ type Stats struct {
 	Published        atomic.Int64 // events accepted (one per channel)
 	Duplicates       atomic.Int64 // publications answered as duplicates
 	Deliveries       atomic.Int64 // live events queued to subscribers
-	Replayed         atomic.Int64 // events sent by resume
-	FailedRecoveries atomic.Int64 // subscriptions answered recovered:false to a since
-	SlowDisconnects  atomic.Int64 // sessions closed with 1013
+	Replayed         atomic.Int64 // events sent by resume and catch-up
+	FailedRecoveries atomic.Int64 // subscriptions answered NotRecovered to a resume
+	SlowDisconnects  atomic.Int64 // sessions ended as slow consumers
+	Lagged           atomic.Int64 // sessions that fell behind and caught up from the log
+
+	dmu         sync.Mutex
+	disconnects map[string]int64 // sessions the server ended, by Disconnect.Name
+}
+
+// countDisconnect counts a session the server ended. Disconnects are rare,
+// so a map under a lock is fine.
+func (s *Stats) countDisconnect(name string) {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	if s.disconnects == nil {
+		s.disconnects = make(map[string]int64)
+	}
+	s.disconnects[name]++
+}
+
+// Disconnects returns how many sessions the server ended, by reason.
+func (s *Stats) Disconnects() map[string]int64 {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	out := make(map[string]int64, len(s.disconnects))
+	for k, v := range s.disconnects {
+		out[k] = v
+	}
+	return out
 }
 
 // Snapshot is a copy of Stats, for JSON.
 type Snapshot struct {
-	Connections      int64 `json:"connections"`
-	Subscriptions    int64 `json:"subscriptions"`
-	Published        int64 `json:"events_published"`
-	Duplicates       int64 `json:"duplicates"`
-	Deliveries       int64 `json:"deliveries"`
-	Replayed         int64 `json:"replayed"`
-	FailedRecoveries int64 `json:"failed_recoveries"`
-	SlowDisconnects  int64 `json:"slow_consumer_disconnects"`
+	Connections      int64            `json:"connections"`
+	Subscriptions    int64            `json:"subscriptions"`
+	Published        int64            `json:"events_published"`
+	Duplicates       int64            `json:"duplicates"`
+	Deliveries       int64            `json:"deliveries"`
+	Replayed         int64            `json:"replayed"`
+	FailedRecoveries int64            `json:"failed_recoveries"`
+	SlowDisconnects  int64            `json:"slow_consumer_disconnects"`
+	Lagged           int64            `json:"lagged"`
+	Disconnects      map[string]int64 `json:"disconnects"`
 }
 
 // Snapshot copies the counters.
@@ -38,5 +69,7 @@ func (s *Stats) Snapshot() Snapshot {
 		Replayed:         s.Replayed.Load(),
 		FailedRecoveries: s.FailedRecoveries.Load(),
 		SlowDisconnects:  s.SlowDisconnects.Load(),
+		Lagged:           s.Lagged.Load(),
+		Disconnects:      s.Disconnects(),
 	}
 }

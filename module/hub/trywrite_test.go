@@ -1,7 +1,7 @@
 package hub
 
 import (
-	"encoding/binary"
+	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"strconv"
@@ -21,7 +21,7 @@ type streamConn struct {
 	s        *Session
 }
 
-func (c *streamConn) TryWriteFrames(frames [][]byte) (int, error) {
+func (c *streamConn) TryWrite(frames [][]byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.tries++
@@ -39,7 +39,7 @@ func (c *streamConn) TryWriteFrames(frames [][]byte) (int, error) {
 	return n, nil
 }
 
-func (c *streamConn) WriteFrames(frames [][]byte) error {
+func (c *streamConn) Write(frames [][]byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range frames {
@@ -59,36 +59,26 @@ func (c *streamConn) Close() error {
 	return nil
 }
 
-// payloads decodes the byte stream into the text frames' event payloads.
+// payloads decodes the byte stream into the events' payloads.
 func (c *streamConn) payloads(t *testing.T) []int {
 	c.mu.Lock()
 	b := append([]byte(nil), c.buf...)
 	c.mu.Unlock()
 	var out []int
-	for len(b) >= 2 {
-		n, hdr := int(b[1]&0x7f), 2
-		switch n {
-		case 126:
-			if len(b) < 4 {
-				return out
-			}
-			n, hdr = int(binary.BigEndian.Uint16(b[2:])), 4
-		case 127:
-			t.Fatal("unexpected 64-bit length")
-		}
-		if len(b) < hdr+n {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
 			return out
 		}
 		var m map[string]any
-		if err := json.Unmarshal(b[hdr:hdr+n], &m); err != nil {
-			t.Fatalf("corrupt frame: %v: %q", err, b[hdr:hdr+n])
+		if err := json.Unmarshal(b[:i], &m); err != nil {
+			t.Fatalf("corrupt message: %v: %q", err, b[:i])
 		}
 		if p, ok := m["payload"]; ok {
 			out = append(out, int(p.(float64)))
 		}
-		b = b[hdr+n:]
+		b = b[i+1:]
 	}
-	return out
 }
 
 func TestFanOutWithPartialNonBlockingWrites(t *testing.T) {
@@ -98,7 +88,7 @@ func TestFanOutWithPartialNonBlockingWrites(t *testing.T) {
 	var conns []*streamConn
 	for i := 0; i < 20; i++ {
 		c := &streamConn{}
-		s, err := h.Admit(p, "")
+		s, err := h.Admit(p, testCodec{}, "")
 		if err != nil {
 			t.Fatal(err)
 		}

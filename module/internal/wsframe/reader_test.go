@@ -1,4 +1,4 @@
-package module
+package wsframe
 
 import (
 	"bytes"
@@ -34,14 +34,14 @@ func clientFrame(fin bool, op byte, payload []byte) []byte {
 
 type recorder struct{ got []string }
 
-func (r *recorder) text(m []byte)    { r.got = append(r.got, "text:"+string(m)) }
-func (r *recorder) ping(p []byte)    { r.got = append(r.got, "ping:"+string(p)) }
-func (r *recorder) pong()            { r.got = append(r.got, "pong") }
-func (r *recorder) closeFrame(c int) { r.got = append(r.got, fmt.Sprintf("close:%d", c)) }
-func (r *recorder) String() string   { return fmt.Sprint(r.got) }
-func closePayload(code int) []byte   { return binary.BigEndian.AppendUint16(nil, uint16(code)) }
-func cat(frames ...[]byte) []byte    { return bytes.Join(frames, nil) }
-func unmasked(b []byte) []byte       { c := append([]byte(nil), b...); c[1] &^= 0x80; return c }
+func (r *recorder) Text(m []byte)  { r.got = append(r.got, "text:"+string(m)) }
+func (r *recorder) Ping(p []byte)  { r.got = append(r.got, "ping:"+string(p)) }
+func (r *recorder) Pong()          { r.got = append(r.got, "pong") }
+func (r *recorder) Close(c int)    { r.got = append(r.got, fmt.Sprintf("close:%d", c)) }
+func (r *recorder) String() string { return fmt.Sprint(r.got) }
+func closePayload(code int) []byte { return binary.BigEndian.AppendUint16(nil, uint16(code)) }
+func cat(frames ...[]byte) []byte  { return bytes.Join(frames, nil) }
+func unmasked(b []byte) []byte     { c := append([]byte(nil), b...); c[1] &^= 0x80; return c }
 
 func TestFrameReader(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 300)
@@ -80,17 +80,17 @@ func TestFrameReader(t *testing.T) {
 			// Whole, then byte by byte: the outcome must not depend on how
 			// the bytes arrive.
 			for _, split := range []bool{false, true} {
-				r, h := &frameReader{maxMessage: 1024}, &recorder{}
+				r, h := &Reader{MaxMessage: 1024}, &recorder{}
 				in := append([]byte(nil), tc.in...)
 				code := 0
 				if split {
 					for i := range in {
-						if code, _ = r.feed(in[i:i+1], h); code != 0 {
+						if code, _ = r.Feed(in[i:i+1], h); code != 0 {
 							break
 						}
 					}
 				} else {
-					code, _ = r.feed(in, h)
+					code, _ = r.Feed(in, h)
 				}
 				if code != tc.code || h.String() != tc.want {
 					t.Fatalf("split=%v: got %s code %d, want %s code %d", split, h, code, tc.want, tc.code)
@@ -111,13 +111,13 @@ func FuzzFrameReader(f *testing.F) {
 		if chunk <= 0 || chunk > len(in)+1 {
 			chunk = len(in) + 1
 		}
-		whole, wh := &frameReader{maxMessage: 512}, &recorder{}
-		wcode, _ := whole.feed(append([]byte(nil), in...), wh)
-		parts, ph := &frameReader{maxMessage: 512}, &recorder{}
+		whole, wh := &Reader{MaxMessage: 512}, &recorder{}
+		wcode, _ := whole.Feed(append([]byte(nil), in...), wh)
+		parts, ph := &Reader{MaxMessage: 512}, &recorder{}
 		pcode := 0
 		buf := append([]byte(nil), in...)
 		for i := 0; i < len(buf) && pcode == 0; i += chunk {
-			pcode, _ = parts.feed(buf[i:min(i+chunk, len(buf))], ph)
+			pcode, _ = parts.Feed(buf[i:min(i+chunk, len(buf))], ph)
 		}
 		if wcode != pcode || wh.String() != ph.String() {
 			t.Fatalf("whole: %s %d; in chunks of %d: %s %d", wh, wcode, chunk, ph, pcode)

@@ -1,36 +1,34 @@
-package module
+package wsframe
 
 import (
 	"encoding/binary"
 	"unicode/utf8"
-
-	"github.com/wprealtime/caddy-realtime/module/hub"
 )
 
-// frameReader parses client frames (RFC 6455 section 5) from bytes as they
+// Reader parses client frames (RFC 6455 section 5) from bytes as they
 // arrive from a non-blocking socket: masked, possibly fragmented, with
 // control frames in between. It holds bytes only while a frame is
 // incomplete, so an idle connection costs it nothing.
-type frameReader struct {
-	maxMessage int64
+type Reader struct {
+	MaxMessage int64  // bound on a text message, in bytes
 	partial    []byte // an incomplete frame
 	message    []byte // fragments of the text message being assembled
 	fragmented bool   // a message's first fragment came without FIN
 	closed     bool   // a close frame was read: nothing after it counts
 }
 
-// frameHandler receives what a frameReader parses.
-type frameHandler interface {
-	text(msg []byte) // a complete, valid UTF-8 text message
-	ping(payload []byte)
-	pong()
-	closeFrame(code int) // the client's close (1005 when it gave no code)
+// Handler receives what a Reader parses.
+type Handler interface {
+	Text(msg []byte) // a complete, valid UTF-8 text message
+	Ping(payload []byte)
+	Pong()
+	Close(code int) // the client's close (CloseNoStatus when it gave no code)
 }
 
-// feed parses p (and what was left over). It returns a close code and
+// Feed parses p (and what was left over). It returns a close code and
 // reason for a protocol violation, after which the connection must close;
 // 0 otherwise. p may be modified (unmasked in place).
-func (r *frameReader) feed(p []byte, h frameHandler) (code int, reason string) {
+func (r *Reader) Feed(p []byte, h Handler) (code int, reason string) {
 	if r.closed {
 		return 0, ""
 	}
@@ -42,10 +40,10 @@ func (r *frameReader) feed(p []byte, h frameHandler) (code int, reason string) {
 	for len(b) >= 2 && !r.closed {
 		fin, op := b[0]&0x80 != 0, b[0]&0x0f
 		if b[0]&0x70 != 0 {
-			return hub.CloseProtocolError, "reserved bits set"
+			return CloseProtocolError, "reserved bits set"
 		}
 		if b[1]&0x80 == 0 {
-			return hub.CloseProtocolError, "client frames must be masked"
+			return CloseProtocolError, "client frames must be masked"
 		}
 		n, hdr := uint64(b[1]&0x7f), 2
 		switch n {
@@ -60,7 +58,7 @@ func (r *frameReader) feed(p []byte, h frameHandler) (code int, reason string) {
 			}
 			n, hdr = binary.BigEndian.Uint64(b[2:]), 10
 			if n>>63 != 0 {
-				return hub.CloseProtocolError, "invalid frame length"
+				return CloseProtocolError, "invalid frame length"
 			}
 		}
 		if hdr == 2 && b[1]&0x7f >= 126 {
@@ -69,26 +67,26 @@ func (r *frameReader) feed(p []byte, h frameHandler) (code int, reason string) {
 		switch {
 		case op >= 8:
 			if op > 10 {
-				return hub.CloseProtocolError, "unknown opcode"
+				return CloseProtocolError, "unknown opcode"
 			}
 			if !fin || n > 125 {
-				return hub.CloseProtocolError, "invalid control frame"
+				return CloseProtocolError, "invalid control frame"
 			}
 		case op == 0:
 			if !r.fragmented {
-				return hub.CloseProtocolError, "continuation without a message"
+				return CloseProtocolError, "continuation without a message"
 			}
 		case op == 1:
 			if r.fragmented {
-				return hub.CloseProtocolError, "new message inside a fragmented one"
+				return CloseProtocolError, "new message inside a fragmented one"
 			}
 		case op == 2:
-			return hub.CloseUnsupported, "binary frames are not supported"
+			return CloseUnsupported, "binary frames are not supported"
 		default:
-			return hub.CloseProtocolError, "unknown opcode"
+			return CloseProtocolError, "unknown opcode"
 		}
-		if op < 8 && int64(len(r.message))+int64(n) > r.maxMessage {
-			return hub.CloseTooBig, "message too big"
+		if op < 8 && int64(len(r.message))+int64(n) > r.MaxMessage {
+			return CloseTooBig, "message too big"
 		}
 		total := uint64(hdr) + 4 + n
 		if uint64(len(b)) < total {
@@ -114,34 +112,34 @@ func (r *frameReader) feed(p []byte, h frameHandler) (code int, reason string) {
 }
 
 // frame handles one complete, unmasked frame.
-func (r *frameReader) frame(fin bool, op byte, payload []byte, h frameHandler) (int, string) {
+func (r *Reader) frame(fin bool, op byte, payload []byte, h Handler) (int, string) {
 	switch op {
 	case 8:
 		r.closed = true
-		code := 1005
+		code := CloseNoStatus
 		if len(payload) == 1 {
-			return hub.CloseProtocolError, "invalid close payload"
+			return CloseProtocolError, "invalid close payload"
 		}
 		if len(payload) >= 2 {
 			code = int(binary.BigEndian.Uint16(payload))
-			if !validCloseCode(code) {
-				return hub.CloseProtocolError, "invalid close code"
+			if !ValidCloseCode(code) {
+				return CloseProtocolError, "invalid close code"
 			}
 			if !utf8.Valid(payload[2:]) {
-				return hub.CloseInvalidPayload, "invalid UTF-8"
+				return CloseInvalidPayload, "invalid UTF-8"
 			}
 		}
-		h.closeFrame(code)
+		h.Close(code)
 	case 9:
-		h.ping(payload)
+		h.Ping(payload)
 	case 10:
-		h.pong()
+		h.Pong()
 	default: // text, or a continuation of text
 		if fin && !r.fragmented {
 			if !utf8.Valid(payload) {
-				return hub.CloseInvalidPayload, "invalid UTF-8"
+				return CloseInvalidPayload, "invalid UTF-8"
 			}
-			h.text(payload)
+			h.Text(payload)
 			return 0, ""
 		}
 		r.message = append(r.message, payload...)
@@ -150,21 +148,14 @@ func (r *frameReader) frame(fin bool, op byte, payload []byte, h frameHandler) (
 			msg := r.message
 			r.message = nil
 			if !utf8.Valid(msg) {
-				return hub.CloseInvalidPayload, "invalid UTF-8"
+				return CloseInvalidPayload, "invalid UTF-8"
 			}
-			h.text(msg)
+			h.Text(msg)
 		}
 	}
 	return 0, ""
 }
 
-// validCloseCode reports whether a client may send code (RFC 6455 7.4).
-func validCloseCode(code int) bool {
-	switch {
-	case code >= 3000 && code <= 4999:
-		return true
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011:
-		return true
-	}
-	return false
-}
+// Closed reports whether the client's close frame was read: nothing after
+// it counts.
+func (r *Reader) Closed() bool { return r.closed }

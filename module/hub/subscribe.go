@@ -1,0 +1,303 @@
+package hub
+
+import (
+	"context"
+	"time"
+)
+
+// SubscribeOptions qualify a subscribe request.
+type SubscribeOptions struct {
+	// Resume asks for the events after Since; an unparsable Since is a
+	// resume that cannot be recovered.
+	Since  string
+	Resume bool
+	// Token, when given, is verified and its grant kept before access to
+	// private channels is checked.
+	Token string
+}
+
+// subscription is one channel of a session; while it catches up from
+// history it is not yet among the channel's live subscribers.
+type subscription struct {
+	channel string
+	live    bool // among the channel's subscribers in hub.channels
+}
+
+// maxGrants bounds the tokens a session keeps: every token a client sends
+// adds what it grants, so without a bound a client could grow the server's
+// memory with each subscribe message. A token that grants what a kept one
+// grants replaces it (a refreshed token); beyond the bound the oldest goes.
+const maxGrants = 4
+
+// maxStalls bounds the catch-up steps in a row that make no progress (1 ms
+// apart) before the subscription gives up with NotRecovered.
+const maxStalls = 1000
+
+// replayBatch is how many history events one Range call returns.
+const replayBatch = 256
+
+// Subscribe checks and registers channels. Without a resume they join live
+// at the current head; with one they first catch up from history. Every
+// channel is answered: subscribed, or an error.
+func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
+	var tokenErr error
+	if o.Token != "" {
+		tokenErr = s.addToken(o.Token)
+	}
+	h := s.hub
+	var subs []*subscription
+	for _, name := range channels {
+		if !ValidChannel(name) {
+			s.SendError(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)})
+			continue
+		}
+		if code, msg := s.access(name, tokenErr); code != "" {
+			s.SendError(ErrorMessage{Code: code, Message: msg, Channel: name})
+			continue
+		}
+		h.mu.Lock()
+		_, dup := s.subs[name]
+		full := !dup && s.policy.MaxSubscriptions > 0 && len(s.subs) >= s.policy.MaxSubscriptions
+		if !dup && !full {
+			sub := &subscription{channel: name}
+			s.subs[name] = sub
+			subs = append(subs, sub)
+			h.stats.Subscriptions.Add(1)
+		}
+		h.mu.Unlock()
+		switch {
+		case dup:
+			// Already subscribed: acknowledge; it keeps receiving.
+			r := NoResume
+			if o.Resume {
+				r = Recovered
+			}
+			s.queueControl(s.codec.Subscribed(name, r))
+		case full:
+			s.SendError(ErrorMessage{Code: CodeTooManySubscriptions, Message: "subscription limit reached", Channel: name})
+		}
+	}
+	if len(subs) == 0 {
+		return
+	}
+	if !o.Resume {
+		s.catchUp(subs, h.Head(), catchUpFresh)
+		return
+	}
+	from, err := ParseCursor(o.Since)
+	if err != nil {
+		s.goLive(subs, NotRecovered)
+		return
+	}
+	s.catchUp(subs, from, catchUpResume)
+}
+
+// Unsubscribe removes channels; each is acknowledged, or answered
+// bad_request when its name is invalid.
+func (s *Session) Unsubscribe(channels []string) {
+	h := s.hub
+	for _, name := range channels {
+		if !ValidChannel(name) {
+			s.SendError(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)})
+			continue
+		}
+		h.mu.Lock()
+		if _, ok := s.subs[name]; ok {
+			delete(s.subs, name)
+			h.unsubscribeLocked(s, name)
+			h.stats.Subscriptions.Add(-1)
+		}
+		h.mu.Unlock()
+		s.queueControl(s.codec.Unsubscribed(name))
+	}
+}
+
+// SendError answers a refused request.
+func (s *Session) SendError(e ErrorMessage) { s.queueControl(s.codec.Error(e)) }
+
+// Pong answers the protocol's ping message.
+func (s *Session) Pong() { s.queueControl(s.codec.Pong()) }
+
+// addToken verifies a token and keeps its grant.
+func (s *Session) addToken(token string) error {
+	if s.policy.Tokens == nil {
+		s.tokenErr = ErrTokenInvalid
+		return s.tokenErr
+	}
+	g, err := s.policy.Tokens.Verify(token)
+	if err != nil {
+		s.tokenErr = err
+		return err
+	}
+	// The latest token's verdict is the one errors report.
+	s.tokenErr = nil
+	for i, kept := range s.grants {
+		if kept.sameAccess(g) {
+			s.grants[i] = g
+			return nil
+		}
+	}
+	if len(s.grants) >= maxGrants {
+		copy(s.grants, s.grants[1:])
+		s.grants = s.grants[:len(s.grants)-1]
+	}
+	s.grants = append(s.grants, g)
+	return nil
+}
+
+// access returns "" when the session may subscribe to channel, else the
+// error code and message to answer with.
+func (s *Session) access(channel string, tokenErr error) (code, msg string) {
+	if !s.policy.IsPrivate(channel) {
+		return "", ""
+	}
+	if s.policy.Tokens == nil {
+		return CodeForbidden, "private channels are not enabled"
+	}
+	now := time.Now()
+	expired := false
+	for _, g := range s.grants {
+		if g.Allows(channel, now) {
+			return "", ""
+		}
+		expired = expired || (g.Covers(channel) && !now.Before(g.Expires))
+	}
+	if tokenErr == nil {
+		tokenErr = s.tokenErr
+	}
+	switch {
+	case tokenErr != nil:
+		return TokenErrorCode(tokenErr), tokenErr.Error()
+	case expired:
+		return CodeTokenExpired, ErrTokenExpired.Error()
+	}
+	return CodeForbidden, "no token grants this channel"
+}
+
+// catchUpMode says what a catch-up tells the client.
+type catchUpMode uint8
+
+const (
+	catchUpFresh  catchUpMode = iota // a new subscription, live from the head: NoResume
+	catchUpResume                    // a resume the client asked for: Recovered or NotRecovered
+	catchUpLag                       // a session that fell behind: silent, 1013 if it cannot catch up
+)
+
+// catchUp replays history after from for subs, then makes them live with no
+// gap and no duplicate: a subscription joins the live set only under the
+// hub lock, at the moment the hub's head is where the replay ended. The
+// first step runs on the caller's goroutine; if there is history to send,
+// the rest runs on its own goroutine, flow-controlled by the send queue.
+func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
+	h := s.hub
+	match := func(channel string) bool {
+		for _, sub := range subs {
+			if sub.channel == channel {
+				return true
+			}
+		}
+		return false
+	}
+	pos := from
+	first := true
+	stalls := 0
+	step := func() (done bool) {
+		upTo := h.Head()
+		events, next, complete, err := h.log.Range(context.Background(), pos, upTo, replayBatch, match)
+		if complete && err == nil && len(events) == 0 && next == pos && next != upTo {
+			// The log made no progress towards the head: give it a moment,
+			// but never spin forever on a log that cannot catch up.
+			if stalls++; stalls > maxStalls {
+				complete = false
+			} else {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if err != nil || !complete {
+			// The log cannot prove the replay complete: from the start
+			// (old or foreign cursor) or because history moved past it.
+			if mode == catchUpLag {
+				s.Disconnect(DisconnectSlowConsumer)
+				return true
+			}
+			if first || mode == catchUpResume {
+				h.stats.FailedRecoveries.Add(1)
+			}
+			s.goLive(subs, NotRecovered)
+			return true
+		}
+		if first {
+			first = false
+			if mode != catchUpLag {
+				r := NoResume
+				if mode == catchUpResume {
+					r = Recovered
+				}
+				for _, sub := range subs {
+					s.queueControl(s.codec.Subscribed(sub.channel, r))
+				}
+			}
+		}
+		for _, e := range events {
+			if !s.queueReplay(e.Wire(s.codec)) {
+				return true
+			}
+		}
+		h.stats.Replayed.Add(int64(len(events)))
+		pos = next
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.head != pos {
+			return false
+		}
+		for _, sub := range subs {
+			if s.subs[sub.channel] == sub {
+				h.subscribeLocked(s, sub.channel)
+			}
+		}
+		return true
+	}
+	if step() {
+		return
+	}
+	go func() {
+		for !step() {
+		}
+	}()
+}
+
+// goLive makes subs live at the current head and announces them with r.
+func (s *Session) goLive(subs []*subscription, r Recovery) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, sub := range subs {
+		if s.subs[sub.channel] != sub {
+			continue
+		}
+		h.subscribeLocked(s, sub.channel)
+		s.queueControl(s.codec.Subscribed(sub.channel, r))
+	}
+}
+
+// lagLocked takes a session that fell behind out of the live set and has it
+// catch up from the log after from, at the pace it reads. h.mu is held.
+func (s *Session) lagLocked(from Cursor) {
+	h := s.hub
+	subs := make([]*subscription, 0, len(s.subs))
+	for name, sub := range s.subs {
+		if sub.live {
+			h.unsubscribeLocked(s, name)
+			subs = append(subs, sub)
+		}
+	}
+	// The flag only kept this delivery's later events from the session;
+	// subscriptions made from now on are live and queue as usual.
+	s.mu.Lock()
+	s.lagging = false
+	s.mu.Unlock()
+	h.stats.Lagged.Add(1)
+	if len(subs) > 0 {
+		go s.catchUp(subs, from, catchUpLag)
+	}
+}
