@@ -1,33 +1,36 @@
-package module_test
-
-// Integration tests: a real Caddy (in process, through caddytest) with the
-// realtime modules, driven over loopback by net/http, gorilla/websocket and,
-// where a client must misbehave, a raw net.Conn. Each test asserts one rule of
-// ../shared/DESIGN.md (publish API, WebSocket protocol, TLS, admin API,
-// logging) and can fail on its own.
+// Package integration runs the realtime modules inside an in-process Caddy
+// (caddytest) and drives it over loopback with net/http, the protocol
+// client of test/internal/rtclient and, where a client must misbehave, raw
+// frames. It sees the product only from outside: HTTP answers, WebSocket
+// messages and close codes, the admin API, /metrics, the logs and the
+// process's goroutine stacks. Each test asserts one rule of the publish
+// API, the WebSocket protocol, TLS, the admin API or logging, and can fail
+// on its own.
 //
-// caddytest uses fixed ports (admin 2999, HTTP 9080, HTTPS 9443), so these
-// tests never run in parallel. Every test (re)loads the config it needs;
-// loading the config that is already running is a no-op in Caddy, so the
-// main config below is provisioned once for all the tests that share it.
+// caddytest drives one Caddy per test process through its admin endpoint,
+// so these tests never run in parallel. The ports (admin, HTTP, HTTPS)
+// are picked free at start, like the other suites', so that this package
+// can run next to them (and next to another checkout's run). Every test
+// (re)loads the config it needs; loading the config that is already
+// running is a no-op in Caddy, so the main config below is provisioned once
+// for all the tests that share it.
 //
-// The main config has NO `log` directive on purpose: NOTES.md's hijack bug
-// (gorilla's Upgrade failing with 500 under Caddy's idle-timeout writer) only
-// hides behind it. TestWSUpgradeWithoutLogDirective pins that.
+// The main config has NO `log` directive on purpose: gorilla's Upgrade
+// fails with 500 under Caddy's idle-timeout writer, which hijacks only by
+// accident when logging wraps the writer. TestWSUpgradeWithoutLogDirective
+// pins that.
+package integration
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,6 +40,8 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/wprealtime/caddy-realtime"
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 )
 
 const (
@@ -44,35 +49,84 @@ const (
 	secretB     = "pub-secret-B-91ab2e55"
 	tokenSecret = "token-secret-5e8a1f0b"
 
-	httpBase  = "http://localhost:9080"
-	wsBase    = "ws://localhost:9080"
-	adminBase = "http://localhost:2999"
-
 	// mainPingInterval is long so that no protocol ping interferes with
 	// tests that read frames strictly in order.
 	mainPingInterval = 30
 )
 
-// globalOptions are shared by every config: fixed test ports, loopback only,
-// nothing installed into the system trust store, no autosaved config, and
-// Caddy's storage (internal CA, certificates, locks) in a scratch directory.
-var globalOptions = `
+// The ports, addresses and configs of this run, set by TestMain.
+var (
+	adminPort, httpPort, httpsPort int
+
+	httpBase  string // http://localhost:<httpPort>
+	wsBase    string // ws://localhost:<httpPort>
+	httpsBase string // https://localhost:<httpsPort>
+	wssBase   string // wss://localhost:<httpsPort>
+	adminBase string // http://localhost:<adminPort>
+
+	// storageDir holds Caddy's storage (internal CA, certificates, locks).
+	storageDir string
+
+	// globalOptions are shared by every config: this run's ports,
+	// loopback only, nothing installed into the system trust store, no
+	// autosaved config, and the storage in storageDir.
+	globalOptions string
+
+	// mainConfig serves every publish and WebSocket test. Each route that
+	// needs its own limits names its own hub: limits count per hub, so the
+	// connections of one test never count against another's.
+	mainConfig string
+
+	broadcastURL string
+)
+
+// TestMain picks the ports and a storage directory, then runs the tests.
+func TestMain(m *testing.M) {
+	if err := setup(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(storageDir)
+	os.Exit(code)
+}
+
+func setup() error {
+	seen := map[int]bool{}
+	for _, p := range []*int{&adminPort, &httpPort, &httpsPort} {
+		for *p == 0 || seen[*p] {
+			port, err := testenv.PickPort()
+			if err != nil {
+				return err
+			}
+			*p = port
+		}
+		seen[*p] = true
+	}
+	dir, err := os.MkdirTemp("", "caddy-realtime-integration-")
+	if err != nil {
+		return err
+	}
+	storageDir = dir
+	httpBase = fmt.Sprintf("http://localhost:%d", httpPort)
+	wsBase = fmt.Sprintf("ws://localhost:%d", httpPort)
+	httpsBase = fmt.Sprintf("https://localhost:%d", httpsPort)
+	wssBase = fmt.Sprintf("wss://localhost:%d", httpsPort)
+	adminBase = fmt.Sprintf("http://localhost:%d", adminPort)
+	broadcastURL = httpBase + "/realtime/broadcast"
+	globalOptions = fmt.Sprintf(`
 	skip_install_trust
-	admin localhost:2999
+	admin localhost:%d
 	persist_config off
-	storage file_system ` + storageDir + `
-	http_port 9080
-	https_port 9443
+	storage file_system %s
+	http_port %d
+	https_port %d
 	grace_period 1ns
 	default_bind 127.0.0.1
-`
+`, adminPort, storageDir, httpPort, httpsPort)
+	mainConfig = `{` + globalOptions + `}
 
-// mainConfig serves every publish and WebSocket test. Each route that needs
-// its own limits names its own hub: limits count per hub, so the
-// connections of one test never count against another's.
-var mainConfig = `{` + globalOptions + `}
-
-http://localhost:9080 {
+` + httpBase + ` {
 	realtime_ws /realtime/ws {
 		default_channels default news
 		private user.*
@@ -124,46 +178,56 @@ http://localhost:9080 {
 	respond "<html><body>not the hub</body></html>" 404
 }
 `
+	tlsConfig = `{
+	local_certs` + globalOptions + `}
 
-// storageDir holds Caddy's storage for the tests. The ports are fixed, so
-// two runs cannot overlap anyway; a fixed name lets the configs be constants.
-var storageDir = filepath.Join(os.TempDir(), "caddy-realtime-integration")
-
-// TestMain starts and ends with an empty storage directory.
-func TestMain(m *testing.M) {
-	os.RemoveAll(storageDir)
-	code := m.Run()
-	os.RemoveAll(storageDir)
-	os.Exit(code)
+` + httpsBase + ` {
+	tls internal
+	realtime_ws /realtime/ws {
+		token_secret ` + tokenSecret + `
+		token_cookie realtime_token
+		ping_interval 30s
+	}
+	realtime_broadcast /realtime/broadcast {
+		secret ` + secretA + `
+	}
+	respond "<html>not the hub</html>" 404
+}
+`
+	return nil
 }
 
 // loadConfig loads a Caddyfile into the in-process Caddy and stops the test
 // if it did not load.
 func loadConfig(t *testing.T, caddyfile string) *caddytest.Tester {
 	t.Helper()
-	tester := caddytest.NewTester(t)
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
 	tester.InitServer(caddyfile, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
+	if caddyfile != loaded {
+		// Caddy answers /load once the old servers have begun to shut
+		// down, and finishes that in the background (caddyhttp's
+		// App.Stop): a connection the old server accepted just before is
+		// then cut. Let that end before a test dials.
+		loaded = caddyfile
+		time.Sleep(oldServersGone)
+	}
 	return tester
 }
 
+// loaded is the config loaded last; oldServersGone is how long the
+// previous config's servers get to finish their shutdown (grace_period
+// 1ns) after a change.
+var loaded string
+
+const oldServersGone = 100 * time.Millisecond
+
 func loadMain(t *testing.T) { t.Helper(); loadConfig(t, mainConfig) }
 
-// loopbackDial sends every connection to 127.0.0.1 whatever the host name,
-// like caddytest's own transport, so the Host header stays "localhost".
-func loopbackDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", port))
-}
-
 var httpClient = &http.Client{
-	Transport: &http.Transport{DialContext: loopbackDial, MaxIdleConnsPerHost: 16},
+	Transport: &http.Transport{DialContext: rtclient.LoopbackDial, MaxIdleConnsPerHost: 16},
 	Timeout:   10 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
@@ -237,8 +301,6 @@ func requestWith(t *testing.T, client *http.Client, method, url string, body []b
 	}
 	return do(t, client, req)
 }
-
-const broadcastURL = httpBase + "/realtime/broadcast"
 
 // jsonCT and bearer are the header pairs of a well-formed publish.
 var jsonCT = []string{"Content-Type", "application/json"}
@@ -325,4 +387,20 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// dial connects to path on the main site and requires the upgrade.
+func dial(t *testing.T, path string, h http.Header) *rtclient.Client {
+	t.Helper()
+	return rtclient.Dial(t, wsBase+path, rtclient.Options{Header: h})
+}
+
+// validToken signs a token for channels with the main config's secret.
+func validToken(t *testing.T, channels ...string) string {
+	return rtclient.Token(t, tokenSecret, channels, time.Now().Add(time.Hour))
+}
+
+// fromHandshake is a refused handshake's answer as a response.
+func fromHandshake(r *rtclient.Response) *response {
+	return &response{status: r.Status, proto: r.Proto, header: r.Header, body: r.Body}
 }
