@@ -41,7 +41,8 @@ func needRedis(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	err := c.Ping(ctx).Err()
-	testenv.Require(t, err == nil, "Redis at "+testAddr(), fmt.Sprintf("%v; start one there, or set REALTIME_TEST_REDIS=host:port", err))
+	testenv.Require(t, err == nil, fmt.Sprintf("Redis at %s (%v)", testAddr(), err),
+		`apt-get install redis-server && redis-server --daemonize yes --save "" (or set REALTIME_TEST_REDIS=host:port)`)
 }
 
 // uniquePrefix returns a key prefix of its own for a test and deletes its

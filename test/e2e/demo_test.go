@@ -19,9 +19,11 @@ func TestDemoPageInChromium(t *testing.T) {
 		t.Skip("browser test skipped in -short mode")
 	}
 	root := testenv.RepoRoot()
-	testenv.Require(t, testenv.Have("node"), "node", "apt-get install nodejs")
-	testenv.Require(t, testenv.Exists("/usr/bin/chromium"), "/usr/bin/chromium", "apt-get install chromium")
-	testenv.Require(t, testenv.Exists(filepath.Join(root, "test/e2e/node_modules/playwright-core")), "playwright-core", "run npm ci in test/e2e")
+	var need testenv.Needs
+	need.Check(testenv.Have("node"), "node", "apt-get install nodejs npm")
+	need.Check(testenv.Exists("/usr/bin/chromium"), "/usr/bin/chromium", "apt-get install chromium")
+	need.Check(testenv.Exists(filepath.Join(root, "test/e2e/node_modules/playwright-core")), "playwright-core", "(cd test/e2e && npm ci)")
+	need.Require(t)
 
 	port, admin := testenv.FreePort(t), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	demo, err := os.ReadFile(filepath.Join(root, "examples/Caddyfile"))
@@ -33,7 +35,13 @@ func TestDemoPageInChromium(t *testing.T) {
 	if cfg == string(demo) {
 		t.Fatal("could not retarget examples/Caddyfile's ports")
 	}
-	testenv.StartCaddy(t, cfg, admin, root, "REALTIME_SECRET=e2e-secret")
+	testenv.StartCaddy(t, testenv.CaddyConfig{
+		Caddyfile: cfg,
+		Admin:     admin,
+		Site:      fmt.Sprintf("127.0.0.1:%d", port),
+		Dir:       root,
+		Env:       []string{"REALTIME_SECRET=e2e-secret"},
+	})
 
 	out := filepath.Join(root, "test-output", "e2e")
 	_ = os.MkdirAll(out, 0o755)

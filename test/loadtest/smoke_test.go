@@ -30,9 +30,16 @@ func TestLoadToolSmoke(t *testing.T) {
 	}
 	port, tlsPort := testenv.FreePort(t), testenv.FreePort(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	p := testenv.StartCaddy(t, string(cfg), admin, root,
-		fmt.Sprintf("RT_PORT=%d", port), fmt.Sprintf("RT_TLS_PORT=%d", tlsPort),
-		"RT_ADMIN="+admin, "RT_STORAGE="+t.TempDir(), "REALTIME_SECRET=smoke-secret")
+	p := testenv.StartCaddy(t, testenv.CaddyConfig{
+		Caddyfile: string(cfg),
+		Admin:     admin,
+		Site:      fmt.Sprintf("127.0.0.1:%d", port),
+		Dir:       root,
+		Env: []string{
+			fmt.Sprintf("RT_PORT=%d", port), fmt.Sprintf("RT_TLS_PORT=%d", tlsPort),
+			"RT_ADMIN=" + admin, "RT_STORAGE=" + t.TempDir(), "REALTIME_SECRET=smoke-secret",
+		},
+	})
 
 	run := exec.Command(tool, "-target", "realtime",
 		"-url", fmt.Sprintf("ws://127.0.0.1:%d/ws", port),

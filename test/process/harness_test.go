@@ -9,24 +9,18 @@ package process_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-)
 
-// caddyBin is the binary built by TestMain.
-var caddyBin string
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
+)
 
 // TestMain builds the product once for every test of the package.
 func TestMain(m *testing.M) {
@@ -36,8 +30,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	caddyBin = bin
-	fmt.Fprintf(os.Stderr, "built %s in %v\n", caddyBin, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "built %s in %v\n", bin, time.Since(start).Round(time.Millisecond))
 	testenv.Main(m)
 }
 
@@ -66,152 +59,36 @@ http://:%d {
 `, admin, hubs, port, site)
 }
 
-// proc is a running caddy process started by a test.
+// proc is a running caddy process started by a test, with the site's
+// port and a client for its publish and admin endpoints.
 type proc struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	dir     string
-	port    int
-	admin   int
-	logPath string
-	env     []string
-
-	done     chan struct{} // closed when the process has exited
-	waitErr  error
-	exitedAt time.Time
-	http     *http.Client
+	*testenv.Caddy
+	t    *testing.T
+	port int
+	http *http.Client
 }
 
-// startCaddy writes cfg to a fresh directory and runs `caddy run` on it,
-// waiting until the site answers on port. The process is killed (by PID)
-// in t.Cleanup if it is still running.
+// startCaddy runs `caddy run` on cfg, whose site listens on port and admin
+// endpoint on admin, and waits until both answer. The process is stopped
+// (by PID) when the test ends.
 func startCaddy(t *testing.T, cfg string, port, admin int) *proc {
 	t.Helper()
-	dir := t.TempDir()
+	c := testenv.StartCaddy(t, testenv.CaddyConfig{
+		Caddyfile: cfg,
+		Admin:     fmt.Sprintf("127.0.0.1:%d", admin),
+		Site:      fmt.Sprintf("127.0.0.1:%d", port),
+	})
 	p := &proc{
-		t:       t,
-		dir:     dir,
-		port:    port,
-		admin:   admin,
-		logPath: filepath.Join(dir, "caddy.log"),
-		done:    make(chan struct{}),
+		Caddy: c,
+		t:     t,
+		port:  port,
 		http: &http.Client{
 			Timeout:   10 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: 4},
 		},
 	}
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CADDY_REALTIME_PROCESS_TEST_") {
-			env = append(env, kv)
-		}
-	}
-	p.env = append(env,
-		"HOME="+dir,
-		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
-		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
-	)
-	cfgPath := p.writeConfig("Caddyfile", cfg)
-	logFile, err := os.Create(p.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
-	cmd.Dir = dir
-	cmd.Env = p.env
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start caddy: %v", err)
-	}
-	p.cmd = cmd
-	go func() {
-		p.waitErr = cmd.Wait()
-		p.exitedAt = time.Now()
-		logFile.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill() // this process only, by PID
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("caddy pid %d did not die after SIGKILL", p.cmd.Process.Pid)
-			}
-		}
-		p.http.CloseIdleConnections()
-		if t.Failed() {
-			t.Logf("caddy log (pid %d), last lines:\n%s", p.cmd.Process.Pid, p.logTail(60))
-		}
-	})
-	p.waitReady()
+	t.Cleanup(p.http.CloseIdleConnections)
 	return p
-}
-
-func (p *proc) writeConfig(name, cfg string) string {
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		p.t.Fatal(err)
-	}
-	return path
-}
-
-// waitReady polls until the admin endpoint and the site both answer.
-func (p *proc) waitReady() {
-	p.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-p.done:
-			p.t.Fatalf("caddy exited during startup (%v):\n%s", p.waitErr, p.logTail(40))
-		default:
-		}
-		if p.ready() {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("caddy not ready after 15s:\n%s", p.logTail(40))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *proc) ready() bool {
-	c := &http.Client{Timeout: time.Second}
-	resp, err := c.Get(p.adminURL("/realtime/hubs"))
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
-	}
-	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.port), time.Second)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
-}
-
-func (p *proc) logTail(n int) string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (p *proc) adminURL(path string) string {
-	return fmt.Sprintf("http://127.0.0.1:%d%s", p.admin, path)
 }
 
 func (p *proc) siteURL(path string) string {
@@ -224,48 +101,6 @@ func (p *proc) wsURL(path, query string) string {
 		u += "?" + query
 	}
 	return u
-}
-
-// cli runs a caddy subcommand against this process's admin endpoint.
-func (p *proc) cli(args ...string) (string, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, caddyBin, args...)
-	cmd.Dir = p.dir
-	cmd.Env = p.env
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	return string(out), time.Since(start), err
-}
-
-// reload runs `caddy reload` with cfg and fails the test if it fails.
-func (p *proc) reload(cfg string) time.Duration {
-	p.t.Helper()
-	path := p.writeConfig(fmt.Sprintf("Caddyfile.reload.%d", time.Now().UnixNano()), cfg)
-	out, took, err := p.cli("reload", "--config", path, "--adapter", "caddyfile",
-		"--address", fmt.Sprintf("127.0.0.1:%d", p.admin))
-	if err != nil {
-		p.t.Fatalf("caddy reload: %v\n%s\n%s", err, out, p.logTail(30))
-	}
-	return took
-}
-
-// exited waits up to timeout for the process to exit.
-func (p *proc) exited(timeout time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(timeout):
-		return false
-	}
-}
-
-// exitCode is the process's exit code once it has exited (-1 if killed).
-func (p *proc) exitCode() int {
-	if p.cmd.ProcessState == nil {
-		return -2
-	}
-	return p.cmd.ProcessState.ExitCode()
 }
 
 // hubStats is one hub in GET /realtime/hubs.
@@ -285,7 +120,7 @@ type hubStats struct {
 
 // hubs returns GET /realtime/hubs by hub name.
 func (p *proc) hubs() (map[string]hubStats, error) {
-	resp, err := p.http.Get(p.adminURL("/realtime/hubs"))
+	resp, err := p.http.Get(p.AdminURL("/realtime/hubs"))
 	if err != nil {
 		return nil, err
 	}
@@ -452,4 +287,55 @@ func (p *proc) publishRetry(path, secret string, ev pubEvent) (string, int, erro
 		time.Sleep(20 * time.Millisecond)
 	}
 	return "", 10, lastErr
+}
+
+// tickN is payload.n of a tick event, -1 for any other message.
+func tickN(f rtclient.Frame) int {
+	var tk tick
+	if f.Type != "tick" || f.DecodePayload(&tk) != nil {
+		return -1
+	}
+	return tk.N
+}
+
+// seqOf returns the n of each tick event of frames.
+func seqOf(fs []rtclient.Frame) []int {
+	var out []int
+	for _, f := range fs {
+		if f.IsEvent() {
+			out = append(out, tickN(f))
+		}
+	}
+	return out
+}
+
+// checkSeq reports whether got is exactly from..to.
+func checkSeq(got []int, from, to int) error {
+	want := to - from + 1
+	if want < 0 {
+		want = 0
+	}
+	if len(got) != want {
+		return fmt.Errorf("got %d events, want %d (%d..%d): %s", len(got), want, from, to, abbrev(got))
+	}
+	for i, n := range got {
+		if n != from+i {
+			return fmt.Errorf("event #%d is n=%d, want %d: %s", i, n, from+i, abbrev(got))
+		}
+	}
+	return nil
+}
+
+func abbrev(ns []int) string {
+	if len(ns) <= 24 {
+		return fmt.Sprint(ns)
+	}
+	return fmt.Sprintf("%v ... %v", ns[:12], ns[len(ns)-12:])
+}
+
+// ended is how c's connection ended (code, text, when); ok is false while
+// it is open.
+func ended(c *rtclient.Client) (code int, text string, at time.Time, ok bool) {
+	e, ok := c.Ended()
+	return e.Code, e.Text, e.At, ok
 }

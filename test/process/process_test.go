@@ -2,13 +2,14 @@ package process_test
 
 import (
 	"fmt"
-	"io"
 	"net/url"
 	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
 )
 
 const secret = "process-test-secret"
@@ -21,17 +22,17 @@ func hubBlock(name string, historySize int) string {
 // status, as JSON.
 func expectRefused(t *testing.T, u, origin string, status int) {
 	t.Helper()
-	c, resp, err := dialWS(u, dialOpts{origin: origin})
+	c, resp, err := rtclient.TryDial(t, u, rtclient.Options{Origin: origin})
 	if err == nil {
-		c.close()
+		c.Close()
 		t.Fatalf("dial %s with Origin %s: connected, want HTTP %d", u, origin, status)
 	}
 	if resp == nil {
 		t.Fatalf("dial %s with Origin %s: %v, want HTTP %d", u, origin, err, status)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != status {
-		t.Fatalf("dial %s with Origin %s: HTTP %d %s, want %d", u, origin, resp.StatusCode, body, status)
+	body := resp.Body
+	if resp.Status != status {
+		t.Fatalf("dial %s with Origin %s: HTTP %d %s, want %d", u, origin, resp.Status, body, status)
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.Contains(ct, "json") {
 		t.Errorf("refusal has Content-Type %q, want JSON (body %q)", ct, body)
@@ -48,29 +49,29 @@ type closed struct {
 // awaitCloses waits until every client's connection has ended, at most
 // timeout in all, and returns how each ended; what names the event the
 // clients should close after, for the failure message.
-func awaitCloses(t *testing.T, clients []*client, start time.Time, timeout time.Duration, what string) []closed {
+func awaitCloses(t *testing.T, clients []*rtclient.Client, start time.Time, timeout time.Duration, what string) []closed {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	out := make([]closed, len(clients))
 	for i, c := range clients {
 		select {
-		case <-c.done:
+		case <-c.Done():
 		case <-time.After(time.Until(deadline)):
 			t.Fatalf("client %d still open %v after %s", i, timeout, what)
 		}
-		code, text, at, _ := c.ended()
+		code, text, at, _ := ended(c)
 		out[i] = closed{code: code, text: text, after: at.Sub(start)}
 	}
 	return out
 }
 
-func waitAllEvents(t *testing.T, clients []*client, n int, timeout time.Duration) {
+func waitAllEvents(t *testing.T, clients []*rtclient.Client, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for i, c := range clients {
-		if !c.waitEvents(n, time.Until(deadline)) {
-			code, text, _, _ := c.ended()
-			t.Fatalf("client %d has %d events, want %d (closed: %d %q)", i, len(c.events()), n, code, text)
+		if !c.WaitEvents(n, time.Until(deadline)) {
+			code, text, _, _ := ended(c)
+			t.Fatalf("client %d has %d events, want %d (closed: %d %q)", i, len(c.Events()), n, code, text)
 		}
 	}
 }
@@ -97,16 +98,16 @@ func TestReloadKeepsConnections(t *testing.T) {
 
 	// The old policy: origin b refused, 3 subscriptions allowed.
 	expectRefused(t, p.wsURL("/ws", ""), "http://b.example", 403)
-	c3 := mustDial(t, p.wsURL("/ws", "channels=x1,x2,x3"), dialOpts{origin: "http://a.example"})
-	c3.subscribed(t, "x1", "x2", "x3")
-	c3.close()
+	c3 := rtclient.Dial(t, p.wsURL("/ws", "channels=x1,x2,x3"), rtclient.Options{Origin: "http://a.example"})
+	c3.WaitSubscribed("x1", "x2", "x3")
+	c3.Close()
 
-	clients := make([]*client, nClients)
+	clients := make([]*rtclient.Client, nClients)
 	for i := range clients {
-		clients[i] = mustDial(t, p.wsURL("/ws", "channels=news"), dialOpts{})
+		clients[i] = rtclient.Dial(t, p.wsURL("/ws", "channels=news"), rtclient.Options{})
 	}
 	for i, c := range clients {
-		if _, rec := c.subscribed(t, "news"); rec["news"] {
+		if _, rec := c.WaitSubscribed("news"); rec["news"] {
 			t.Fatalf("client %d: recovered:true without since", i)
 		}
 	}
@@ -124,10 +125,10 @@ func TestReloadKeepsConnections(t *testing.T) {
 		took time.Duration
 		err  error
 	}
-	cfgPath := p.writeConfig("Caddyfile.B", cfgB)
+	cfgPath := p.WriteConfig("Caddyfile.B", cfgB)
 	reloadDone := make(chan reloadResult, 1)
 	go func() {
-		out, took, err := p.cli("reload", "--config", cfgPath, "--adapter", "caddyfile",
+		out, took, err := p.CLI("reload", "--config", cfgPath, "--adapter", "caddyfile",
 			"--address", fmt.Sprintf("127.0.0.1:%d", admin))
 		reloadDone <- reloadResult{out, took, err}
 	}()
@@ -168,7 +169,7 @@ func TestReloadKeepsConnections(t *testing.T) {
 	waitAllEvents(t, clients, 120, 10*time.Second)
 	dropped := 0
 	for i, c := range clients {
-		if code, text, _, done := c.ended(); done {
+		if code, text, _, done := ended(c); done {
 			dropped++
 			t.Errorf("client %d was closed by the reload: %d %q", i, code, text)
 		}
@@ -181,13 +182,13 @@ func TestReloadKeepsConnections(t *testing.T) {
 		dropped, nClients, before.Connections, after.Connections, before.Published, after.Published)
 
 	// New connections get the new policy.
-	ob := mustDial(t, p.wsURL("/ws", ""), dialOpts{origin: "http://b.example"})
-	ob.subscribed(t, "default")
-	ob.close()
+	ob := rtclient.Dial(t, p.wsURL("/ws", ""), rtclient.Options{Origin: "http://b.example"})
+	ob.WaitSubscribed("default")
+	ob.Close()
 	expectRefused(t, p.wsURL("/ws", ""), "http://c.example", 403)
-	c3 = mustDial(t, p.wsURL("/ws", "channels=x1,x2,x3"), dialOpts{origin: "http://a.example"})
-	c3.subscribed(t, "x1", "x2")
-	if !c3.waitFor(5*time.Second, func(fs []frame) bool {
+	c3 = rtclient.Dial(t, p.wsURL("/ws", "channels=x1,x2,x3"), rtclient.Options{Origin: "http://a.example"})
+	c3.WaitSubscribed("x1", "x2")
+	if !c3.WaitFor(5*time.Second, func(fs []rtclient.Frame) bool {
 		for _, f := range fs {
 			if f.Type == "realtime:error" && f.Code == "too_many_subscriptions" && f.Channel == "x3" {
 				return true
@@ -195,51 +196,51 @@ func TestReloadKeepsConnections(t *testing.T) {
 		}
 		return false
 	}) {
-		t.Errorf("max_subscriptions 2 after the reload: third channel not refused; frames %s", describe(c3.snapshot()))
+		t.Errorf("max_subscriptions 2 after the reload: third channel not refused; frames %s", rtclient.Describe(c3.Frames()))
 	}
-	for _, f := range c3.snapshot() {
+	for _, f := range c3.Frames() {
 		if f.Type == "realtime:subscribed" && f.Channel == "x3" {
 			t.Errorf("x3 subscribed despite max_subscriptions 2")
 		}
 	}
-	c3.close()
+	c3.Close()
 
 	// The history survived and grew in place: 120 events > the old size 50,
 	// yet event 1's cursor still resumes completely.
-	r := mustDial(t, p.wsURL("/ws", "channels=news&since="+url.QueryEscape(cursors[0])), dialOpts{})
-	if _, rec := r.subscribed(t, "news"); !rec["news"] {
+	r := rtclient.Dial(t, p.wsURL("/ws", "channels=news&since="+url.QueryEscape(cursors[0])), rtclient.Options{})
+	if _, rec := r.WaitSubscribed("news"); !rec["news"] {
 		t.Fatalf("resume from event 1 after the reload: recovered:false, want true (history lost or not resized)")
 	}
-	if !r.waitEvents(119, 10*time.Second) {
-		t.Fatalf("resumer has %d events, want 119", len(r.events()))
+	if !r.WaitEvents(119, 10*time.Second) {
+		t.Fatalf("resumer has %d events, want 119", len(r.Events()))
 	}
 
 	// Everyone, old and new, gets the next live event once.
 	p.publish("/pub", secret, ticks("news", 121, 121, ""))
 	waitAllEvents(t, clients, 121, 10*time.Second)
-	if !r.waitEvents(120, 5*time.Second) {
-		t.Fatalf("resumer has %d events, want 120", len(r.events()))
+	if !r.WaitEvents(120, 5*time.Second) {
+		t.Fatalf("resumer has %d events, want 120", len(r.Events()))
 	}
 	time.Sleep(100 * time.Millisecond) // let any duplicate arrive
 	for i, c := range clients {
-		fs := c.snapshot()
+		fs := c.Frames()
 		if err := checkSeq(seqOf(fs), 1, 121); err != nil {
 			t.Errorf("client %d: %v", i, err)
 		}
 		if len(fs) != 2+121 {
-			t.Errorf("client %d: %d frames, want welcome + subscribed + 121 events: %s", i, len(fs), describe(fs[:min(len(fs), 12)]))
+			t.Errorf("client %d: %d frames, want welcome + subscribed + 121 events: %s", i, len(fs), rtclient.Describe(fs[:min(len(fs), 12)]))
 		}
-		if code, text, _, done := c.ended(); done {
+		if code, text, _, done := ended(c); done {
 			t.Errorf("client %d closed: %d %q", i, code, text)
 		}
 	}
-	if err := checkSeq(seqOf(r.snapshot()), 2, 121); err != nil {
+	if err := checkSeq(seqOf(r.Frames()), 2, 121); err != nil {
 		t.Errorf("resumer: %v", err)
 	}
 
 	// Connections go back to 0 once the clients leave.
 	for _, c := range append(clients, r) {
-		c.close()
+		c.Close()
 	}
 	p.waitConnections("default", 0, 0, 5*time.Second)
 }
@@ -263,20 +264,20 @@ func TestReloadRemovingHubCloses1001(t *testing.T) {
 	hubs := hubBlock("alpha", 100) + "\n" + hubBlock("beta", 100)
 	p := startCaddy(t, caddyfile(admin, port, hubs, twoHubSite(true)), port, admin)
 
-	var alpha, beta []*client
+	var alpha, beta []*rtclient.Client
 	for i := 0; i < perHub; i++ {
-		alpha = append(alpha, mustDial(t, p.wsURL("/a/ws", "channels=c"), dialOpts{}))
-		beta = append(beta, mustDial(t, p.wsURL("/b/ws", "channels=c"), dialOpts{}))
+		alpha = append(alpha, rtclient.Dial(t, p.wsURL("/a/ws", "channels=c"), rtclient.Options{}))
+		beta = append(beta, rtclient.Dial(t, p.wsURL("/b/ws", "channels=c"), rtclient.Options{}))
 	}
 	for _, c := range append(alpha, beta...) {
-		c.subscribed(t, "c")
+		c.WaitSubscribed("c")
 	}
 	p.publish("/a/pub", secret, ticks("c", 1, 1, ""))
 	p.publish("/b/pub", secret, ticks("c", 1, 1, ""))
 	waitAllEvents(t, append(alpha, beta...), 1, 5*time.Second)
 
 	start := time.Now()
-	took := p.reload(caddyfile(admin, port, hubs, twoHubSite(false)))
+	took := p.Reload(caddyfile(admin, port, hubs, twoHubSite(false)))
 	var last time.Duration
 	for i, c := range awaitCloses(t, alpha, start, 5*time.Second, "the reload removed hub alpha") {
 		if c.code != 1001 {
@@ -291,10 +292,10 @@ func TestReloadRemovingHubCloses1001(t *testing.T) {
 	p.publish("/b/pub", secret, ticks("c", 2, 2, ""))
 	waitAllEvents(t, beta, 2, 5*time.Second)
 	for i, c := range beta {
-		if code, text, _, done := c.ended(); done {
+		if code, text, _, done := ended(c); done {
 			t.Errorf("beta client %d closed by a reload that kept its hub: %d %q", i, code, text)
 		}
-		if err := checkSeq(seqOf(c.snapshot()), 1, 2); err != nil {
+		if err := checkSeq(seqOf(c.Frames()), 1, 2); err != nil {
 			t.Errorf("beta client %d: %v", i, err)
 		}
 	}
@@ -308,12 +309,12 @@ func TestReloadRemovingHubCloses1001(t *testing.T) {
 	if hs["beta"].Connections != perHub {
 		t.Errorf("hub beta has %d connections, want %d", hs["beta"].Connections, perHub)
 	}
-	if c, _, err := dialWS(p.wsURL("/a/ws", ""), dialOpts{}); err == nil {
-		c.close()
+	if c, _, err := rtclient.TryDial(t, p.wsURL("/a/ws", ""), rtclient.Options{}); err == nil {
+		c.Close()
 		t.Errorf("/a/ws still upgrades after its handler was removed")
 	}
 	for _, c := range beta {
-		c.close()
+		c.Close()
 	}
 	p.waitConnections("beta", 0, 0, 5*time.Second)
 }
@@ -337,13 +338,13 @@ func testShutdownN(t *testing.T, how string, nClients int) {
 	site := fmt.Sprintf("\trealtime_ws /ws {\n\t\tmax_connections_per_ip 0\n\t}\n\trealtime_broadcast /pub {\n\t\tsecret %s\n\t}", secret)
 	p := startCaddy(t, caddyfile(admin, port, hubBlock("default", 100), site), port, admin)
 
-	clients := make([]*client, nClients)
+	clients := make([]*rtclient.Client, nClients)
 	dialStart := time.Now()
 	for i := range clients {
-		clients[i] = mustDial(t, p.wsURL("/ws", ""), dialOpts{})
+		clients[i] = rtclient.Dial(t, p.wsURL("/ws", ""), rtclient.Options{})
 	}
 	for _, c := range clients {
-		c.subscribed(t, "default")
+		c.WaitSubscribed("default")
 	}
 	if nClients > 1000 {
 		t.Logf("%d clients connected and subscribed in %v", nClients, time.Since(dialStart).Round(time.Millisecond))
@@ -355,13 +356,13 @@ func testShutdownN(t *testing.T, how string, nClients int) {
 	start := time.Now()
 	switch how {
 	case "caddy stop":
-		out, took, err := p.cli("stop", "--address", fmt.Sprintf("127.0.0.1:%d", admin))
+		out, took, err := p.CLI("stop", "--address", fmt.Sprintf("127.0.0.1:%d", admin))
 		if err != nil {
 			t.Fatalf("caddy stop: %v\n%s", err, out)
 		}
 		t.Logf("the caddy stop command returned after %v", took.Round(time.Millisecond))
 	case "SIGTERM":
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if err := p.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -374,14 +375,14 @@ func testShutdownN(t *testing.T, how string, nClients int) {
 	}
 	sort.Slice(closes, func(i, j int) bool { return closes[i] < closes[j] })
 	first, lastClose := closes[0], closes[len(closes)-1]
-	if !p.exited(10 * time.Second) {
+	if !p.Wait(10 * time.Second) {
 		t.Fatalf("process still running 10s after %s", how)
 	}
-	exit := p.exitedAt.Sub(start)
+	exit := p.ExitedAt().Sub(start)
 	t.Logf("%s with %d clients: close codes %v; first close after %v, last after %v (spread %v, hub spread budget %v); process exited after %v with code %d",
 		how, nClients, codes, first.Round(time.Millisecond), lastClose.Round(time.Millisecond),
 		(lastClose - first).Round(time.Millisecond), min(time.Duration(nClients)*time.Millisecond, 2*time.Second),
-		exit.Round(time.Millisecond), p.exitCode())
+		exit.Round(time.Millisecond), p.ExitCode())
 	if codes[1001] != nClients {
 		t.Errorf("%s: close codes %v, want all %d to be 1001 (1006 = socket dropped without a close frame)", how, codes, nClients)
 	}
@@ -392,8 +393,8 @@ func testShutdownN(t *testing.T, how string, nClients int) {
 	case lastClose-first > spreadCap+500*time.Millisecond:
 		t.Errorf("%s: close frames spread over %v, want at most %v", how, lastClose-first, spreadCap)
 	}
-	if p.exitCode() != 0 {
-		t.Errorf("%s: exit code %d, want 0", how, p.exitCode())
+	if p.ExitCode() != 0 {
+		t.Errorf("%s: exit code %d, want 0", how, p.ExitCode())
 	}
 }
 
@@ -434,13 +435,13 @@ func TestSlowConsumer(t *testing.T) {
 func slowConsumer(t *testing.T, p *proc, path, channel string, stall time.Duration, strict bool) {
 	p.waitConnections("default", 0, 0, 5*time.Second)
 	pad := strings.Repeat("x", 64<<10)
-	normal := mustDial(t, p.wsURL(path, "channels="+channel), dialOpts{})
-	normal.subscribed(t, channel)
-	slow := mustDial(t, p.wsURL(path, "channels="+channel), dialOpts{noRead: true, rcvBuf: 8 << 10})
-	if f, err := slow.readOne(5 * time.Second); err != nil || f.Type != "realtime:welcome" {
+	normal := rtclient.Dial(t, p.wsURL(path, "channels="+channel), rtclient.Options{})
+	normal.WaitSubscribed(channel)
+	slow := rtclient.Dial(t, p.wsURL(path, "channels="+channel), rtclient.Options{Manual: true, RcvBuf: 8 << 10})
+	if f, err := slow.ReadOne(5 * time.Second); err != nil || f.Type != "realtime:welcome" {
 		t.Fatalf("slow client: first frame %+v, %v", f, err)
 	}
-	if f, err := slow.readOne(5 * time.Second); err != nil || f.Type != "realtime:subscribed" {
+	if f, err := slow.ReadOne(5 * time.Second); err != nil || f.Type != "realtime:subscribed" {
 		t.Fatalf("slow client: second frame %+v, %v", f, err)
 	}
 
@@ -450,9 +451,9 @@ func slowConsumer(t *testing.T, p *proc, path, channel string, stall time.Durati
 	}
 	for n := 1; n <= 3; n++ {
 		pub(n)
-		f, err := slow.readOne(5 * time.Second)
-		if err != nil || f.n != n || f.Cursor != cursors[n-1] {
-			t.Fatalf("slow client: event %d: got n=%d cursor %q err %v (want cursor %q)", n, f.n, f.Cursor, err, cursors[n-1])
+		f, err := slow.ReadOne(5 * time.Second)
+		if err != nil || tickN(f) != n || f.Cursor != cursors[n-1] {
+			t.Fatalf("slow client: event %d: got n=%d cursor %q err %v (want cursor %q)", n, tickN(f), f.Cursor, err, cursors[n-1])
 		}
 	}
 
@@ -499,14 +500,14 @@ func slowConsumer(t *testing.T, p *proc, path, channel string, stall time.Durati
 		time.Sleep(d)
 	}
 	readFrom := time.Now()
-	slow.startReader()
+	slow.Start()
 	select {
-	case <-slow.done:
+	case <-slow.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatalf("slow client not closed 10s after it resumed reading")
 	}
-	code, text, at, _ := slow.ended()
-	got := seqOf(slow.snapshot())
+	code, text, at, _ := ended(slow)
+	got := seqOf(slow.Frames())
 	k := len(got)
 	if err := checkSeq(got, 1, k); err != nil {
 		t.Fatalf("slow client before its close: %v", err)
@@ -525,36 +526,36 @@ func slowConsumer(t *testing.T, p *proc, path, channel string, stall time.Durati
 	}
 
 	// Resume from the last processed event.
-	r := mustDial(t, p.wsURL(path, "channels="+channel+"&since="+url.QueryEscape(cursors[k-1])), dialOpts{})
-	if _, rec := r.subscribed(t, channel); !rec[channel] {
+	r := rtclient.Dial(t, p.wsURL(path, "channels="+channel+"&since="+url.QueryEscape(cursors[k-1])), rtclient.Options{})
+	if _, rec := r.WaitSubscribed(channel); !rec[channel] {
 		t.Fatalf("resume after 1013: recovered:false, want true")
 	}
-	if !r.waitEvents(total-k, 10*time.Second) {
-		t.Fatalf("resumed client has %d events, want %d", len(r.events()), total-k)
+	if !r.WaitEvents(total-k, 10*time.Second) {
+		t.Fatalf("resumed client has %d events, want %d", len(r.Events()), total-k)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if err := checkSeq(seqOf(r.snapshot()), k+1, total); err != nil {
+	if err := checkSeq(seqOf(r.Frames()), k+1, total); err != nil {
 		t.Errorf("resumed client: %v", err)
 	}
-	if code, text, _, done := r.ended(); done {
+	if code, text, _, done := ended(r); done {
 		t.Errorf("resumed client closed during its replay: %d %q", code, text)
 	}
 
 	// The normal client got everything, and only it stayed.
-	if !normal.waitEvents(total, 10*time.Second) {
-		t.Fatalf("normal client has %d events, want %d", len(normal.events()), total)
+	if !normal.WaitEvents(total, 10*time.Second) {
+		t.Fatalf("normal client has %d events, want %d", len(normal.Events()), total)
 	}
-	if err := checkSeq(seqOf(normal.snapshot()), 1, total); err != nil {
+	if err := checkSeq(seqOf(normal.Frames()), 1, total); err != nil {
 		t.Errorf("normal client: %v", err)
 	}
-	if code, text, _, done := normal.ended(); done {
+	if code, text, _, done := ended(normal); done {
 		t.Errorf("normal client closed: %d %q", code, text)
 	}
 	if d := p.hub("default").SlowDisconnects - base; d != 1 {
 		t.Errorf("slow_consumer_disconnects grew by %d, want 1", d)
 	}
-	normal.close()
-	r.close()
+	normal.Close()
+	r.Close()
 }
 
 // ---------------------------------------------------------------------------
@@ -563,7 +564,7 @@ func slowConsumer(t *testing.T, p *proc, path, channel string, stall time.Durati
 // resumeCase is one resuming client and what it must get.
 type resumeCase struct {
 	name      string
-	c         *client
+	c         *rtclient.Client
 	recovered bool
 	from, to  int // events it must get, in order, once (after the live publish)
 }
@@ -577,29 +578,29 @@ func TestResume(t *testing.T) {
 	p := startCaddy(t, cfg(admin, port), port, admin)
 
 	// The welcome cursor of an empty hub is usable as since.
-	w := mustDial(t, p.wsURL("/ws", "channels=r"), dialOpts{})
-	welcome, _ := w.subscribed(t, "r")
-	w.close()
+	w := rtclient.Dial(t, p.wsURL("/ws", "channels=r"), rtclient.Options{})
+	welcome, _ := w.WaitSubscribed("r")
+	w.Close()
 	cursors := p.publish("/pub", secret, ticks("r", 1, 3, "")) // cursors[n-1] is r's event n
 	p.publish("/pub", secret, ticks("other", 100, 100, ""))    // takes a place in the log, not on r
-	empty := mustDial(t, p.wsURL("/ws", "channels=r&since="+url.QueryEscape(welcome.Cursor)), dialOpts{})
-	if _, rec := empty.subscribed(t, "r"); !rec["r"] {
+	empty := rtclient.Dial(t, p.wsURL("/ws", "channels=r&since="+url.QueryEscape(welcome.Cursor)), rtclient.Options{})
+	if _, rec := empty.WaitSubscribed("r"); !rec["r"] {
 		t.Fatalf("since=<welcome cursor of the empty hub>: recovered:false, want true")
 	}
-	if !empty.waitEvents(3, 5*time.Second) {
-		t.Fatalf("since=<welcome cursor of the empty hub>: %s", describe(empty.snapshot()))
+	if !empty.WaitEvents(3, 5*time.Second) {
+		t.Fatalf("since=<welcome cursor of the empty hub>: %s", rtclient.Describe(empty.Frames()))
 	}
-	if err := checkSeq(seqOf(empty.snapshot()), 1, 3); err != nil {
+	if err := checkSeq(seqOf(empty.Frames()), 1, 3); err != nil {
 		t.Fatalf("since=<welcome cursor of the empty hub>: %v", err)
 	}
-	empty.close()
+	empty.Close()
 
 	// 10 events on r, with history_size 5 (and one on another channel in
 	// between, which takes a place in the log): history holds the last 5
 	// log entries, r's events 6..10.
 	cursors = append(cursors, p.publish("/pub", secret, ticks("r", 4, 10, ""))...)
-	dial := func(since string) *client {
-		return mustDial(t, p.wsURL("/ws", "channels=r&since="+url.QueryEscape(since)), dialOpts{})
+	dial := func(since string) *rtclient.Client {
+		return rtclient.Dial(t, p.wsURL("/ws", "channels=r&since="+url.QueryEscape(since)), rtclient.Options{})
 	}
 	cases := []resumeCase{
 		{name: "cursor at head", c: dial(cursors[9]), recovered: true, from: 11, to: 11},
@@ -619,44 +620,42 @@ func TestResume(t *testing.T) {
 		t.Errorf("cursor %q is not <epoch>-<hi>-<lo>: update this test's past-the-head case", cursors[9])
 	}
 	// since in a subscribe frame rather than the query.
-	sf := mustDial(t, p.wsURL("/ws", "channels=other"), dialOpts{})
-	sf.subscribed(t, "other")
-	if err := sf.conn.WriteJSON(map[string]any{"type": "realtime:subscribe", "channel": "r", "since": cursors[7]}); err != nil {
-		t.Fatal(err)
-	}
+	sf := rtclient.Dial(t, p.wsURL("/ws", "channels=other"), rtclient.Options{})
+	sf.WaitSubscribed("other")
+	sf.Send(map[string]any{"type": "realtime:subscribe", "channel": "r", "since": cursors[7]})
 	cases = append(cases, resumeCase{name: "since in a subscribe frame", c: sf, recovered: true, from: 9, to: 11})
 
 	for _, rc := range cases {
-		if _, rec := rc.c.subscribed(t, "r"); rec["r"] != rc.recovered {
+		if _, rec := rc.c.WaitSubscribed("r"); rec["r"] != rc.recovered {
 			t.Errorf("%s: recovered:%v, want %v", rc.name, rec["r"], rc.recovered)
 		}
 	}
 	cursors = append(cursors, p.publish("/pub", secret, ticks("r", 11, 11, ""))...)
 	for _, rc := range cases {
-		rc.c.waitEvents(rc.to-rc.from+1, 5*time.Second)
+		rc.c.WaitEvents(rc.to-rc.from+1, 5*time.Second)
 	}
 	time.Sleep(100 * time.Millisecond)
 	for _, rc := range cases {
 		var got []int
-		for _, f := range rc.c.snapshot() {
-			if f.isEvent() && f.Channel == "r" {
-				got = append(got, f.n)
+		for _, f := range rc.c.Frames() {
+			if f.IsEvent() && f.Channel == "r" {
+				got = append(got, tickN(f))
 			}
 		}
 		if err := checkSeq(got, rc.from, rc.to); err != nil {
 			t.Errorf("%s: %v", rc.name, err)
 		}
-		rc.c.close()
+		rc.c.Close()
 	}
 	hs := p.hub("default")
 	t.Logf("hub after the resume cases: replayed %d, failed_recoveries %d", hs.Replayed, hs.FailedRecovery)
 
 	// A cursor of another process (epoch): restart, then resume with it.
 	old := cursors[6]
-	if out, _, err := p.cli("stop", "--address", fmt.Sprintf("127.0.0.1:%d", admin)); err != nil {
+	if out, _, err := p.CLI("stop", "--address", fmt.Sprintf("127.0.0.1:%d", admin)); err != nil {
 		t.Fatalf("caddy stop: %v\n%s", err, out)
 	}
-	if !p.exited(10 * time.Second) {
+	if !p.Wait(10 * time.Second) {
 		t.Fatal("old process did not exit")
 	}
 	port2, admin2 := freePort(t), freePort(t)
@@ -667,17 +666,17 @@ func TestResume(t *testing.T) {
 	if old == fresh[6] {
 		t.Fatalf("the restarted process reuses cursors: %s", old)
 	}
-	e := mustDial(t, p2.wsURL("/ws", "channels=r&since="+url.QueryEscape(old)), dialOpts{})
-	if _, rec := e.subscribed(t, "r"); rec["r"] {
+	e := rtclient.Dial(t, p2.wsURL("/ws", "channels=r&since="+url.QueryEscape(old)), rtclient.Options{})
+	if _, rec := e.WaitSubscribed("r"); rec["r"] {
 		t.Errorf("cursor of the previous process: recovered:true, want false")
 	}
 	p2.publish("/pub", secret, ticks("r", 11, 11, ""))
-	e.waitEvents(1, 5*time.Second)
+	e.WaitEvents(1, 5*time.Second)
 	time.Sleep(100 * time.Millisecond)
-	if err := checkSeq(seqOf(e.snapshot()), 11, 11); err != nil {
+	if err := checkSeq(seqOf(e.Frames()), 11, 11); err != nil {
 		t.Errorf("cursor of the previous process: %v", err)
 	}
-	e.close()
+	e.Close()
 	p2.waitConnections("default", 0, 0, 5*time.Second)
 }
 
@@ -692,23 +691,23 @@ func TestConnectionsReturnToZero(t *testing.T) {
 	head := p.hub("default").Cursor
 	p.publish("/pub", secret, ticks("a", 1, 20, ""))
 
-	var polite, rude, idle []*client
+	var polite, rude, idle []*rtclient.Client
 	for i := 0; i < 15; i++ {
-		polite = append(polite, mustDial(t, p.wsURL("/ws", "channels=a,b"), dialOpts{}))
-		rude = append(rude, mustDial(t, p.wsURL("/ws", "channels=a&since="+url.QueryEscape(head)), dialOpts{}))
+		polite = append(polite, rtclient.Dial(t, p.wsURL("/ws", "channels=a,b"), rtclient.Options{}))
+		rude = append(rude, rtclient.Dial(t, p.wsURL("/ws", "channels=a&since="+url.QueryEscape(head)), rtclient.Options{}))
 		// Over the subscription limit, and never read from.
-		idle = append(idle, mustDial(t, p.wsURL("/ws", "channels=a,b,c,d"), dialOpts{noRead: true}))
+		idle = append(idle, rtclient.Dial(t, p.wsURL("/ws", "channels=a,b,c,d"), rtclient.Options{Manual: true}))
 	}
 	for i := range polite {
-		polite[i].subscribed(t, "a", "b")
-		rude[i].subscribed(t, "a")
+		polite[i].WaitSubscribed("a", "b")
+		rude[i].WaitSubscribed("a")
 	}
 	p.waitConnections("default", 45, 15*2+15+15*3, 5*time.Second)
 	t.Logf("45 clients: %+v", p.hub("default"))
 	for i := range polite {
-		polite[i].close() // close frame, then socket
-		rude[i].drop()    // socket only
-		idle[i].drop()
+		polite[i].Close() // close frame, then socket
+		rude[i].Drop()    // socket only
+		idle[i].Drop()
 	}
 	start := time.Now()
 	p.waitConnections("default", 0, 0, 5*time.Second)
@@ -732,10 +731,10 @@ func TestFailedReloadKeepsEverything(t *testing.T) {
 	gone := "\trespond /x \"no hub here\" 200\n"
 	p := startCaddy(t, caddyfile(admin, port, hubs, ok), port, admin)
 
-	clients := make([]*client, nClients)
+	clients := make([]*rtclient.Client, nClients)
 	for i := range clients {
-		clients[i] = mustDial(t, p.wsURL("/ws", ""), dialOpts{})
-		clients[i].subscribed(t, "default")
+		clients[i] = rtclient.Dial(t, p.wsURL("/ws", ""), rtclient.Options{})
+		clients[i].WaitSubscribed("default")
 	}
 	p.publish("/pub", secret, ticks("default", 1, 1, ""))
 	waitAllEvents(t, clients, 1, 5*time.Second)
@@ -747,8 +746,8 @@ func TestFailedReloadKeepsEverything(t *testing.T) {
 		{bad, "token_secret"},
 		{badLater, "secret"},
 	} {
-		path := p.writeConfig(fmt.Sprintf("Caddyfile.bad%d", i), caddyfile(admin, port, hubs, b.site))
-		out, _, err := p.cli("reload", "--config", path, "--adapter", "caddyfile", "--address", fmt.Sprintf("127.0.0.1:%d", admin))
+		path := p.WriteConfig(fmt.Sprintf("Caddyfile.bad%d", i), caddyfile(admin, port, hubs, b.site))
+		out, _, err := p.CLI("reload", "--config", path, "--adapter", "caddyfile", "--address", fmt.Sprintf("127.0.0.1:%d", admin))
 		if err == nil {
 			t.Fatalf("bad reload %d succeeded:\n%s", i, out)
 		}
@@ -765,26 +764,26 @@ func TestFailedReloadKeepsEverything(t *testing.T) {
 	p.publish("/pub", secret, ticks("default", 2, 2, ""))
 	waitAllEvents(t, clients, 2, 5*time.Second)
 	for i, c := range clients {
-		if code, text, _, done := c.ended(); done {
+		if code, text, _, done := ended(c); done {
 			t.Errorf("client %d closed by a failed reload: %d %q", i, code, text)
 		}
-		if err := checkSeq(seqOf(c.snapshot()), 1, 2); err != nil {
+		if err := checkSeq(seqOf(c.Frames()), 1, 2); err != nil {
 			t.Errorf("client %d: %v", i, err)
 		}
 	}
-	extra := mustDial(t, p.wsURL("/ws", ""), dialOpts{})
-	extra.subscribed(t, "default")
-	extra.close()
+	extra := rtclient.Dial(t, p.wsURL("/ws", ""), rtclient.Options{})
+	extra.WaitSubscribed("default")
+	extra.Close()
 	p.waitConnections("default", nClients, -1, 5*time.Second)
 
-	p.reload(caddyfile(admin, port, hubs, gone))
+	p.Reload(caddyfile(admin, port, hubs, gone))
 	for i, c := range clients {
 		select {
-		case <-c.done:
+		case <-c.Done():
 		case <-time.After(5 * time.Second):
 			t.Fatalf("client %d still open 5s after the reload that removed its hub (a reference to the hub leaked?)", i)
 		}
-		if code, text, _, _ := c.ended(); code != 1001 {
+		if code, text, _, _ := ended(c); code != 1001 {
 			t.Errorf("client %d: close %d %q, want 1001", i, code, text)
 		}
 	}
@@ -811,12 +810,12 @@ func TestSIGTERMWithStalledClient(t *testing.T) {
 	port, admin := freePort(t), freePort(t)
 	site := fmt.Sprintf("\trealtime_ws /ws\n\trealtime_broadcast /pub {\n\t\tsecret %s\n\t\tmax_body 1MiB\n\t}", secret)
 	p := startCaddy(t, caddyfile(admin, port, hubBlock("default", 1000), site), port, admin)
-	var normal []*client
+	var normal []*rtclient.Client
 	for i := 0; i < nNormal; i++ {
-		normal = append(normal, mustDial(t, p.wsURL("/ws", ""), dialOpts{}))
-		normal[i].subscribed(t, "default")
+		normal = append(normal, rtclient.Dial(t, p.wsURL("/ws", ""), rtclient.Options{}))
+		normal[i].WaitSubscribed("default")
 	}
-	stalled := mustDial(t, p.wsURL("/ws", ""), dialOpts{noRead: true, rcvBuf: 8 << 10})
+	stalled := rtclient.Dial(t, p.wsURL("/ws", ""), rtclient.Options{Manual: true, RcvBuf: 8 << 10})
 	p.waitConnections("default", nNormal+1, -1, 5*time.Second)
 
 	// ~6 MiB: more than the server's socket buffer (tcp_wmem max 4 MiB
@@ -832,7 +831,7 @@ func TestSIGTERMWithStalledClient(t *testing.T) {
 	}
 
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range awaitCloses(t, normal, start, 10*time.Second, "SIGTERM") {
@@ -843,19 +842,19 @@ func TestSIGTERMWithStalledClient(t *testing.T) {
 			t.Errorf("client %d: close %v after SIGTERM, want within 2s", i, c.after)
 		}
 	}
-	if !p.exited(10 * time.Second) {
+	if !p.Wait(10 * time.Second) {
 		t.Fatalf("process still running 10s after SIGTERM with a stalled client")
 	}
-	exit := p.exitedAt.Sub(start)
-	stalled.startReader()
+	exit := p.ExitedAt().Sub(start)
+	stalled.Start()
 	select {
-	case <-stalled.done:
+	case <-stalled.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatalf("stalled client: connection not ended 10s after the process exited")
 	}
-	code, text, _, _ := stalled.ended()
+	code, text, _, _ := ended(stalled)
 	t.Logf("SIGTERM with a stalled client: process exited after %v (code %d); the stalled client, reading again, got %d events then close %d %q",
-		exit.Round(time.Millisecond), p.exitCode(), len(stalled.events()), code, text)
+		exit.Round(time.Millisecond), p.ExitCode(), len(stalled.Events()), code, text)
 	if exit > 5*time.Second {
 		t.Errorf("process took %v to exit with a stalled client; want it well before the 10s write_timeout", exit)
 	}

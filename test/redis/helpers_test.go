@@ -5,21 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 )
 
 const secret = "two-node-test-secret"
@@ -40,11 +36,9 @@ func needRedis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	err := c.Ping(ctx).Err()
-	testenv.Require(t, err == nil, "Redis at "+redisAddr(), fmt.Sprintf("%v; start one there, or set REALTIME_TEST_REDIS=host:port", err))
+	testenv.Require(t, err == nil, fmt.Sprintf("Redis at %s (%v)", redisAddr(), err),
+		`apt-get install redis-server && redis-server --daemonize yes --save "" (or set REALTIME_TEST_REDIS=host:port)`)
 }
-
-// caddyBinary builds the product once per test run.
-func caddyBinary(t *testing.T) string { return testenv.Caddy(t) }
 
 func freePort(t *testing.T) int {
 	return testenv.FreePort(t)
@@ -66,31 +60,15 @@ func uniquePrefix(t *testing.T, addr string) string {
 	return prefix
 }
 
-// node is one Caddy process.
+// node is one Caddy process of the pair.
 type node struct {
-	t      *testing.T
-	name   string
-	port   int
-	admin  string
-	cmd    *exec.Cmd
-	out    *bytes.Buffer
-	mu     sync.Mutex
-	cfg    string
-	exited chan struct{}
+	*testenv.Caddy
+	name string
+	port int
+	cfg  string
 }
 
 func (n *node) base() string { return fmt.Sprintf("http://127.0.0.1:%d", n.port) }
-
-type lockedBuffer struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
 
 // startNode runs a Caddy with the realtime hub on Redis at redisURL. A node
 // that does not come up (a port taken meanwhile by another process, say)
@@ -111,10 +89,9 @@ func startNode(t *testing.T, name, redisURL string) *node {
 
 func tryStartNode(t *testing.T, name, redisURL string) (*node, error) {
 	t.Helper()
-	bin := caddyBinary(t)
-	n := &node{t: t, name: name, port: freePort(t), admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), out: &bytes.Buffer{}}
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`{
+	n := &node{name: name, port: freePort(t)}
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	n.cfg = fmt.Sprintf(`{
 	admin %s
 	persist_config off
 	realtime {
@@ -134,82 +111,23 @@ http://127.0.0.1:%d {
 		secret %s
 	}
 }
-`, n.admin, redisURL, n.port, secret)
-	n.cfg = cfg
-	file := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+`, admin, redisURL, n.port, secret)
+	c, err := testenv.TryStartCaddy(t, testenv.CaddyConfig{
+		Caddyfile: n.cfg,
+		Admin:     admin,
+		Site:      fmt.Sprintf("127.0.0.1:%d", n.port),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %v", name, err)
 	}
-	n.cmd = exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
-	n.cmd.Dir = dir
-	n.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	n.cmd.Stdout = lockedBuffer{&n.mu, n.out}
-	n.cmd.Stderr = lockedBuffer{&n.mu, n.out}
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = n.cmd.Wait(); close(exited) }()
-	n.exited = exited
-	poll := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second) // a loaded CI machine is slow
-	for {
-		resp, err := poll.Get("http://" + n.admin + "/realtime/hubs")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				t.Cleanup(n.stop)
-				return n, nil
-			}
-		}
-		select {
-		case <-exited:
-			return nil, fmt.Errorf("node %s exited at start (%v):\n%s", name, n.cmd.ProcessState, n.log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			state, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
-			n.stop()
-			return nil, fmt.Errorf("node %s did not answer on %s within 60 s (last error %v); process: %s\noutput:\n%s",
-				name, n.admin, err, firstLines(string(state), 3), n.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func firstLines(s string, n int) string {
-	lines := strings.SplitN(s, "\n", n+1)
-	return strings.Join(lines[:min(n, len(lines))], "; ")
-}
-
-func (n *node) log() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.out.String()
-}
-
-// stop interrupts this node's process (by its PID) and waits for it.
-func (n *node) stop() {
-	if n.cmd == nil || n.cmd.Process == nil {
-		return
-	}
-	_ = n.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-n.exited:
-	case <-time.After(10 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-	}
-	if n.t.Failed() {
-		n.t.Logf("node %s output:\n%s", n.name, n.log())
-	}
-	n.cmd = nil
+	n.Caddy = c
+	return n, nil
 }
 
 // hubState is the default hub in GET /realtime/hubs.
 func (n *node) hubState(t *testing.T) map[string]any {
 	t.Helper()
-	resp, err := http.Get("http://" + n.admin + "/realtime/hubs")
+	resp, err := http.Get(n.AdminURL("/realtime/hubs"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,94 +191,53 @@ func (n *node) publish(t *testing.T, channel, typ, key, id string) published {
 	return p
 }
 
-// client is a WebSocket client that records every frame.
-type client struct {
-	conn   *websocket.Conn
-	mu     sync.Mutex
-	msgs   []map[string]any
-	closed error
-	done   chan struct{}
-}
-
-func dial(t *testing.T, n *node, channels, since string) *client {
+// dial connects a client to a node's channels (comma-separated), resuming
+// from since unless "".
+func dial(t *testing.T, n *node, channels, since string) *rtclient.Client {
 	t.Helper()
 	q := url.Values{"channels": {channels}}
 	if since != "" {
 		q.Set("since", since)
 	}
-	u := fmt.Sprintf("ws://127.0.0.1:%d/realtime/ws?%s", n.port, q.Encode())
-	conn, resp, err := websocket.DefaultDialer.Dial(u, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v (%v)", n.name, err, resp)
-	}
-	c := &client{conn: conn, done: make(chan struct{})}
-	go c.read()
-	t.Cleanup(func() { _ = conn.Close(); <-c.done })
-	return c
+	return rtclient.Dial(t, fmt.Sprintf("ws://127.0.0.1:%d/realtime/ws?%s", n.port, q.Encode()), rtclient.Options{})
 }
 
-func (c *client) read() {
-	defer close(c.done)
-	for {
-		_, data, err := c.conn.ReadMessage()
-		if err != nil {
-			c.mu.Lock()
-			c.closed = err
-			c.mu.Unlock()
-			return
-		}
-		var m map[string]any
-		if json.Unmarshal(data, &m) == nil {
-			c.mu.Lock()
-			c.msgs = append(c.msgs, m)
-			c.mu.Unlock()
-		}
-	}
-}
-
-func (c *client) all() []map[string]any {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]map[string]any(nil), c.msgs...)
-}
-
-func (c *client) err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
-// events returns the event frames' payload keys, in order.
-func (c *client) events() []string {
+// keys returns the events' payload keys, in order.
+func keys(c *rtclient.Client) []string {
 	var out []string
-	for _, m := range c.all() {
-		if t, _ := m["type"].(string); strings.HasPrefix(t, "realtime:") {
-			continue
+	for _, f := range c.Events() {
+		var p struct {
+			K string `json:"k"`
 		}
-		p, _ := m["payload"].(map[string]any)
-		k, _ := p["k"].(string)
-		out = append(out, k)
+		_ = f.DecodePayload(&p)
+		out = append(out, p.K)
 	}
 	return out
 }
 
-func (c *client) lastCursor() string {
+// lastCursor is the cursor of the last event c got.
+func lastCursor(c *rtclient.Client) string {
 	var cur string
-	for _, m := range c.all() {
-		if t, _ := m["type"].(string); !strings.HasPrefix(t, "realtime:") {
-			cur, _ = m["cursor"].(string)
-		}
+	for _, f := range c.Events() {
+		cur = f.Cursor
 	}
 	return cur
 }
 
-func (c *client) find(typ string) map[string]any {
-	for _, m := range c.all() {
-		if m["type"] == typ {
-			return m
-		}
+// subscribed reports whether c got a realtime:subscribed.
+func subscribed(c *rtclient.Client) bool {
+	_, ok := c.Find("realtime:subscribed")
+	return ok
+}
+
+// recovered is the recovered field of c's first realtime:subscribed
+// ("absent" when it has none).
+func recovered(c *rtclient.Client) string {
+	f, _ := c.Find("realtime:subscribed")
+	if f.Recovered == nil {
+		return "absent"
 	}
-	return nil
+	return fmt.Sprint(*f.Recovered)
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
@@ -371,22 +248,6 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// reload loads a Caddyfile into a running node through its admin API.
-func (n *node) reload(t *testing.T, cfg string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+n.admin+"/load", strings.NewReader(cfg))
-	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("reload %s: %d %s", n.name, resp.StatusCode, b)
 	}
 }
 

@@ -9,14 +9,14 @@ package redis_test
 
 import (
 	"fmt"
-	"github.com/wprealtime/caddy-realtime/test/testenv"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
+	"github.com/wprealtime/caddy-realtime/test/testenv"
 )
 
 // TestTwoNodes shares one pair of nodes on the test Redis (own key prefix).
@@ -30,7 +30,7 @@ func TestTwoNodes(t *testing.T) {
 		ca := dial(t, a, "x", "")
 		cb := dial(t, b, "x", "")
 		waitFor(t, "subscriptions", 5*time.Second, func() bool {
-			return ca.find("realtime:subscribed") != nil && cb.find("realtime:subscribed") != nil
+			return subscribed(ca) && subscribed(cb)
 		})
 		var want []string
 		for i := 0; i < 10; i++ {
@@ -44,20 +44,20 @@ func TestTwoNodes(t *testing.T) {
 			}
 			want = append(want, key)
 		}
-		waitFor(t, "events on both nodes", 5*time.Second, func() bool { return len(ca.events()) == 10 && len(cb.events()) == 10 })
-		if !reflect.DeepEqual(ca.events(), want) || !reflect.DeepEqual(cb.events(), want) {
-			t.Fatalf("A got %v, B got %v, want %v", ca.events(), cb.events(), want)
+		waitFor(t, "events on both nodes", 5*time.Second, func() bool { return len(keys(ca)) == 10 && len(keys(cb)) == 10 })
+		if !reflect.DeepEqual(keys(ca), want) || !reflect.DeepEqual(keys(cb), want) {
+			t.Fatalf("A got %v, B got %v, want %v", keys(ca), keys(cb), want)
 		}
 	})
 
 	t.Run("resume on the other node", func(t *testing.T) {
 		ca := dial(t, a, "r", "")
-		waitFor(t, "subscribed", 5*time.Second, func() bool { return ca.find("realtime:subscribed") != nil })
+		waitFor(t, "subscribed", 5*time.Second, func() bool { return subscribed(ca) })
 		a.publish(t, "r", "t", "r0", "")
 		b.publish(t, "r", "t", "r1", "")
-		waitFor(t, "live events", 5*time.Second, func() bool { return len(ca.events()) == 2 })
-		since := ca.lastCursor()
-		_ = ca.conn.Close()
+		waitFor(t, "live events", 5*time.Second, func() bool { return len(keys(ca)) == 2 })
+		since := lastCursor(ca)
+		ca.Drop()
 		var missed []string
 		for i := 2; i < 7; i++ {
 			n := a
@@ -72,14 +72,14 @@ func TestTwoNodes(t *testing.T) {
 			missed = append(missed, key)
 		}
 		cb := dial(t, b, "r", since)
-		waitFor(t, "replay", 5*time.Second, func() bool { return len(cb.events()) == 5 })
-		if sub := cb.find("realtime:subscribed"); sub == nil || sub["recovered"] != true {
-			t.Fatalf("subscribed frame %v", sub)
+		waitFor(t, "replay", 5*time.Second, func() bool { return len(keys(cb)) == 5 })
+		if rec := recovered(cb); rec != "true" {
+			t.Fatalf("subscribed frame: recovered %s, want true", rec)
 		}
 		a.publish(t, "r", "t", "live", "")
-		waitFor(t, "live after replay", 5*time.Second, func() bool { return len(cb.events()) == 6 })
+		waitFor(t, "live after replay", 5*time.Second, func() bool { return len(keys(cb)) == 6 })
 		time.Sleep(100 * time.Millisecond)
-		if got, want := cb.events(), append(missed, "live"); !reflect.DeepEqual(got, want) {
+		if got, want := keys(cb), append(missed, "live"); !reflect.DeepEqual(got, want) {
 			t.Fatalf("resumed on B: %v, want %v", got, want)
 		}
 	})
@@ -88,7 +88,7 @@ func TestTwoNodes(t *testing.T) {
 		ca := dial(t, a, "i", "")
 		cb := dial(t, b, "i", "")
 		waitFor(t, "subscriptions", 5*time.Second, func() bool {
-			return ca.find("realtime:subscribed") != nil && cb.find("realtime:subscribed") != nil
+			return subscribed(ca) && subscribed(cb)
 		})
 		first := a.publish(t, "i", "t", "once", "key-1")
 		second := b.publish(t, "i", "t", "twice", "key-1")
@@ -100,10 +100,10 @@ func TestTwoNodes(t *testing.T) {
 			t.Fatalf("duplicate cursors %s %s, want %s", second.cursor, third.cursor, first.cursor)
 		}
 		b.publish(t, "i", "t", "after", "")
-		waitFor(t, "events", 5*time.Second, func() bool { return len(ca.events()) == 2 && len(cb.events()) == 2 })
+		waitFor(t, "events", 5*time.Second, func() bool { return len(keys(ca)) == 2 && len(keys(cb)) == 2 })
 		time.Sleep(100 * time.Millisecond)
-		for _, c := range []*client{ca, cb} {
-			if got := c.events(); !reflect.DeepEqual(got, []string{"once", "after"}) {
+		for _, c := range []*rtclient.Client{ca, cb} {
+			if got := keys(c); !reflect.DeepEqual(got, []string{"once", "after"}) {
 				t.Fatalf("got %v", got)
 			}
 		}
@@ -111,26 +111,26 @@ func TestTwoNodes(t *testing.T) {
 
 	t.Run("reload keeps the hub, a new Redis URL replaces it", func(t *testing.T) {
 		c := dial(t, b, "rl", "")
-		waitFor(t, "subscribed", 5*time.Second, func() bool { return c.find("realtime:subscribed") != nil })
-		b.reload(t, b.cfg+"\n# same backplane\n")
+		waitFor(t, "subscribed", 5*time.Second, func() bool { return subscribed(c) })
+		b.Reload(b.cfg + "\n# same backplane\n")
 		a.publish(t, "rl", "t", "kept", "")
-		waitFor(t, "delivery after a reload", 5*time.Second, func() bool { return len(c.events()) == 1 })
-		if err := c.err(); err != nil {
+		waitFor(t, "delivery after a reload", 5*time.Second, func() bool { return len(keys(c)) == 1 })
+		if err := c.Err(); err != nil {
 			t.Fatalf("a reload with the same Redis URL closed the client: %v", err)
 		}
-		since := c.lastCursor()
-		b.reload(t, strings.Replace(b.cfg, "?prefix=", "?prefix=moved-", 1))
-		waitFor(t, "close after the backplane changed", 5*time.Second, func() bool { return c.err() != nil })
-		if !websocket.IsCloseError(c.err(), 1012) {
-			t.Fatalf("closed with %v, want 1012", c.err())
+		since := lastCursor(c)
+		b.Reload(strings.Replace(b.cfg, "?prefix=", "?prefix=moved-", 1))
+		waitFor(t, "close after the backplane changed", 5*time.Second, func() bool { return c.Err() != nil })
+		if e, _ := c.Ended(); e.Code != 1012 {
+			t.Fatalf("closed with %v, want 1012", c.Err())
 		}
 		// The new hub is another stream: the cursor cannot be recovered there.
 		r := dial(t, b, "rl", since)
-		waitFor(t, "subscribed", 5*time.Second, func() bool { return r.find("realtime:subscribed") != nil })
-		if rec := r.find("realtime:subscribed")["recovered"]; rec != false {
+		waitFor(t, "subscribed", 5*time.Second, func() bool { return subscribed(r) })
+		if rec := recovered(r); rec != "false" {
 			t.Fatalf("resumed on another stream with recovered=%v", rec)
 		}
-		b.reload(t, b.cfg)
+		b.Reload(b.cfg)
 	})
 }
 
@@ -146,7 +146,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	srv := testenv.StartRedisServer(t, 0)
 	url := fmt.Sprintf("redis://%s/0?prefix=fault:", srv.Addr())
 	nodes := []*node{startNode(t, "A", url), startNode(t, "B", url)}
-	var clients []*client
+	var clients []*rtclient.Client
 	for _, n := range nodes {
 		for i := 0; i < 2; i++ {
 			clients = append(clients, dial(t, n, "f", ""))
@@ -154,7 +154,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	}
 	waitFor(t, "subscriptions", 5*time.Second, func() bool {
 		for _, c := range clients {
-			if c.find("realtime:subscribed") == nil {
+			if !subscribed(c) {
 				return false
 			}
 		}
@@ -224,7 +224,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	everyClientHasAll := func() bool {
 		n, _ := count()
 		for _, c := range clients {
-			if len(c.events()) < n {
+			if len(keys(c)) < n {
 				return false
 			}
 		}
@@ -265,9 +265,9 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	if len(slow) > 0 {
 		t.Errorf("503 answers slower than 2 s: %v", slow)
 	}
-	first := clients[0].events()
+	first := keys(clients[0])
 	for i, c := range clients {
-		got := c.events()
+		got := keys(c)
 		if !reflect.DeepEqual(got, first) {
 			t.Errorf("client %d order differs from client 0:\n%v\n%v", i, got, first)
 		}
@@ -298,7 +298,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 				t.Errorf("client %d: publisher %d's events out of order", i, p)
 			}
 		}
-		if err := c.err(); err != nil {
+		if err := c.Err(); err != nil {
 			t.Errorf("client %d disconnected: %v", i, err)
 		}
 	}
@@ -311,8 +311,8 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 
 	// A cursor of the lost data resumes with recovered:false.
 	c := dial(t, nodes[1], "f", oldCursor)
-	waitFor(t, "subscribed", 5*time.Second, func() bool { return c.find("realtime:subscribed") != nil })
-	if rec := c.find("realtime:subscribed")["recovered"]; rec != false {
+	waitFor(t, "subscribed", 5*time.Second, func() bool { return subscribed(c) })
+	if rec := recovered(c); rec != "false" {
 		t.Errorf("a cursor of the lost epoch resumed with recovered=%v", rec)
 	}
 }

@@ -120,21 +120,24 @@ func TestWordPressEndToEnd(t *testing.T) {
 		t.Skip("wordpress e2e: skipped in -short mode")
 	}
 
-	// Prerequisites.
+	// Prerequisites: skip once, naming everything missing.
+	var need testenv.Needs
 	fpm := lookPath("php-fpm8.2", "/usr/sbin/php-fpm8.2")
-	testenv.Require(t, fpm != "", "php-fpm8.2", "apt-get install php-fpm")
+	need.Check(fpm != "", "php-fpm8.2", "apt-get install php-fpm")
 	php := lookPath("php")
-	testenv.Require(t, php != "", "php", "apt-get install php-cli")
-	testenv.Require(t, exists("/usr/share/wordpress/wp-settings.php"), "/usr/share/wordpress", "apt-get install wordpress")
+	if need.Check(php != "", "php", "apt-get install php-cli") {
+		out, err := exec.Command(php, "-r", "echo extension_loaded('mysqli') && extension_loaded('curl') ? 'ok' : 'missing';").Output()
+		need.Check(err == nil && string(out) == "ok", "php-mysql or php-curl", "apt-get install php-mysql php-curl")
+	}
+	need.Check(exists("/usr/share/wordpress/wp-settings.php"), "/usr/share/wordpress", "apt-get install wordpress")
 	phpunit := lookPath("phpunit")
-	testenv.Require(t, phpunit != "", "phpunit", "apt-get install phpunit")
-	out, err := exec.Command(php, "-r", "echo extension_loaded('mysqli') && extension_loaded('curl') ? 'ok' : 'missing';").Output()
-	testenv.Require(t, err == nil && string(out) == "ok", "php-mysql or php-curl", "apt-get install php-mysql php-curl")
+	need.Check(phpunit != "", "phpunit", "apt-get install phpunit")
 	conn, err := net.DialTimeout("tcp", "127.0.0.1:3306", 2*time.Second)
-	testenv.Require(t, err == nil, "MariaDB at 127.0.0.1:3306", "apt-get install mariadb-server and start it")
-	conn.Close()
+	if need.Check(err == nil, "MariaDB at 127.0.0.1:3306", "apt-get install mariadb-server && service mariadb start") {
+		conn.Close()
+	}
 	node := lookPath("node")
-	testenv.Require(t, node != "", "node", "install Node.js")
+	need.Check(node != "", "node", "apt-get install nodejs npm")
 	playwright := ""
 	for _, dir := range []string{filepath.Join(here, "node_modules", "playwright-core"), filepath.Join(root, "test", "e2e", "node_modules", "playwright-core")} {
 		if exists(filepath.Join(dir, "package.json")) {
@@ -142,13 +145,9 @@ func TestWordPressEndToEnd(t *testing.T) {
 			break
 		}
 	}
-	testenv.Require(t, playwright != "", "playwright-core", "npm ci in test/e2e")
-	testenv.Require(t, exists("/usr/bin/chromium"), "/usr/bin/chromium", "apt-get install chromium")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if !exists(goBin) {
-		goBin = lookPath("go")
-	}
-	testenv.Require(t, goBin != "", "go", "install Go")
+	need.Check(playwright != "", "playwright-core", "(cd test/e2e && npm ci)")
+	need.Check(exists("/usr/bin/chromium"), "/usr/bin/chromium", "apt-get install chromium")
+	need.Require(t)
 
 	work := t.TempDir()
 	output := os.Getenv("REALTIME_WP_OUTPUT")
@@ -194,11 +193,8 @@ func TestWordPressEndToEnd(t *testing.T) {
 	})
 
 	// The product's Caddy.
-	caddy := filepath.Join(work, "caddy")
 	buildStart := time.Now()
-	if out, err := run(t, 8*time.Minute, root, nil, goBin, "build", "-o", caddy, "./xcaddy-build/caddy"); err != nil {
-		t.Fatalf("go build ./xcaddy-build/caddy: %v\n%s", err, out)
-	}
+	caddy := testenv.CaddyBinary(t)
 	t.Logf("built caddy in %s", time.Since(buildStart).Round(time.Millisecond))
 
 	caddyEnv := []string{
@@ -279,7 +275,16 @@ func TestWordPressEndToEnd(t *testing.T) {
 	fpmProc := testenv.Start(t, "php-fpm8.2", filepath.Join(work, "php-fpm.out"), "", nil, fpm, fpmArgs...)
 	waitFor(t, "the PHP-FPM socket", 15*time.Second, func() bool { return exists(filepath.Join(work, "php-fpm.sock")) }, fpmProc)
 
-	caddyProc := testenv.Start(t, "caddy", filepath.Join(work, "caddy.log"), "", caddyEnv, caddy, "run", "--config", filepath.Join(work, "Caddyfile"), "--adapter", "caddyfile")
+	cfg, err := os.ReadFile(filepath.Join(work, "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caddyProc := testenv.StartCaddy(t, testenv.CaddyConfig{
+		Caddyfile: string(cfg), // admin off
+		Site:      fmt.Sprintf("127.0.0.1:%d", port),
+		Env:       caddyEnv,
+		Log:       filepath.Join(work, "caddy.log"),
+	})
 	client := &http.Client{Timeout: 5 * time.Second}
 	waitFor(t, "WordPress behind Caddy", 30*time.Second, func() bool {
 		resp, err := client.Get(siteInfo.PageURL)
@@ -289,7 +294,7 @@ func TestWordPressEndToEnd(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		return resp.StatusCode == 200 && bytes.Contains(body, []byte(`id="realtime-notification-area"`))
-	}, caddyProc, fpmProc)
+	}, caddyProc.Process, fpmProc)
 	t.Logf("WordPress at %s (page %s), ingest on port %d, database %s; ready after %s", site, siteInfo.PageURL, ingest, dbName, time.Since(began).Round(time.Millisecond))
 
 	goodURL := fmt.Sprintf("http://127.0.0.1:%d/realtime/broadcast", ingest)

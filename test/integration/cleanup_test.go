@@ -1,6 +1,7 @@
-package module_test
+package integration
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -10,10 +11,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
 )
 
-// ourFrame matches a stack frame in the product's packages (not in tests).
-var ourFrame = regexp.MustCompile(`github\.com/wprealtime/caddy-realtime/module(/hub|/redis)?\.`)
+// ourFrame matches a stack frame in the product's packages under module/
+// (not in tests, nor in test/internal/rtclient's readers).
+var ourFrame = regexp.MustCompile(`github\.com/wprealtime/caddy-realtime/module(/[\w/]+)?\.`)
 
 // ourGoroutines returns the stacks of goroutines running the product's code.
 func ourGoroutines() []string {
@@ -28,12 +32,22 @@ func ourGoroutines() []string {
 	return out
 }
 
+// fewestGoroutines is the fewest goroutines of the product seen over d:
+// the settled number, without the short-lived ones.
+func fewestGoroutines(d time.Duration) int {
+	fewest := len(ourGoroutines())
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		fewest = min(fewest, len(ourGoroutines()))
+	}
+	return fewest
+}
+
 // TestNoGoroutineOutlivesCleanup connects clients, publishes, then loads a
 // config that names no hub: every hub is destroyed, its clients get 1001,
 // and no goroutine of the module or the engine is left behind.
 func TestNoGoroutineOutlivesCleanup(t *testing.T) {
 	loadConfig(t, `{`+globalOptions+`}
-http://localhost:9080 {
+`+httpBase+` {
 	realtime_ws /leak/ws {
 		hub leak
 		ping_interval 200ms
@@ -44,15 +58,9 @@ http://localhost:9080 {
 	}
 }
 `)
-	dialer := websocket.Dialer{NetDialContext: loopbackDial, HandshakeTimeout: 5 * time.Second}
-	var conns []*websocket.Conn
+	var conns []*rtclient.Client
 	for i := 0; i < 20; i++ {
-		c, _, err := dialer.Dial(wsBase+"/leak/ws?channels=a,b", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		conns = append(conns, c)
+		conns = append(conns, rtclient.Dial(t, wsBase+"/leak/ws?channels=a,b", rtclient.Options{}))
 	}
 	for i := 0; i < 5; i++ {
 		req, _ := http.NewRequest(http.MethodPost, httpBase+"/leak/pub", strings.NewReader(fmt.Sprintf(`{"channel":"a","type":"t","payload":%d}`, i)))
@@ -72,24 +80,23 @@ http://localhost:9080 {
 	}
 
 	loadConfig(t, `{`+globalOptions+`}
-http://localhost:9080 {
+`+httpBase+` {
 	respond "no hub here" 200
 }
 `)
 	for i, c := range conns {
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		var code int
-		for code == 0 {
-			if _, _, err := c.ReadMessage(); err != nil {
-				if ce, ok := err.(*websocket.CloseError); ok {
-					code = ce.Code
-				} else {
-					t.Fatalf("client %d: %v, want a close frame", i, err)
-				}
-			}
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("client %d: still open 5s after its hub's handlers went, want a close frame", i)
 		}
-		if code != websocket.CloseGoingAway {
-			t.Fatalf("client %d: close %d, want 1001", i, code)
+		e, _ := c.Ended()
+		var ce *websocket.CloseError
+		if !errors.As(e.Err, &ce) {
+			t.Fatalf("client %d: %v, want a close frame", i, e.Err)
+		}
+		if ce.Code != websocket.CloseGoingAway {
+			t.Fatalf("client %d: close %d, want 1001", i, ce.Code)
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -1,7 +1,8 @@
 //go:build !unix
 
-package process_test
+package rtclient
 
 import "syscall"
 
+// rcvBufControl does nothing where SO_RCVBUF is not set this way.
 func rcvBufControl(int) func(network, address string, c syscall.RawConn) error { return nil }

@@ -1,169 +1,26 @@
-package module_test
-
-// Integration tests: a real Caddy (in process, through caddytest) with the
-// realtime modules, driven over loopback by net/http, gorilla/websocket and,
-// where a client must misbehave, a raw net.Conn. Each test asserts one rule of
-// ../shared/DESIGN.md (publish API, WebSocket protocol, TLS, admin API,
-// logging) and can fail on its own.
-//
-// caddytest uses fixed ports (admin 2999, HTTP 9080, HTTPS 9443), so these
-// tests never run in parallel. Every test (re)loads the config it needs;
-// loading the config that is already running is a no-op in Caddy, so the
-// main config below is provisioned once for all the tests that share it.
-//
-// The main config has NO `log` directive on purpose: NOTES.md's hijack bug
-// (gorilla's Upgrade failing with 500 under Caddy's idle-timeout writer) only
-// hides behind it. TestWSUpgradeWithoutLogDirective pins that.
+package integration
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
-	_ "github.com/caddyserver/caddy/v2/modules/standard"
-
-	_ "github.com/wprealtime/caddy-realtime"
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
 )
 
-const (
-	secretA     = "pub-secret-A-7f3d9c2e"
-	secretB     = "pub-secret-B-91ab2e55"
-	tokenSecret = "token-secret-5e8a1f0b"
-
-	httpBase  = "http://localhost:9080"
-	wsBase    = "ws://localhost:9080"
-	adminBase = "http://localhost:2999"
-
-	// mainPingInterval is long so that no protocol ping interferes with
-	// tests that read frames strictly in order.
-	mainPingInterval = 30
-)
-
-// globalOptions are shared by every config: fixed test ports, loopback only,
-// nothing installed into the system trust store, no autosaved config, and
-// Caddy's storage (internal CA, certificates, locks) in a scratch directory.
-var globalOptions = `
-	skip_install_trust
-	admin localhost:2999
-	persist_config off
-	storage file_system ` + storageDir + `
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	default_bind 127.0.0.1
-`
-
-// mainConfig serves every publish and WebSocket test. Each route that needs
-// its own limits names its own hub: limits count per hub, so the
-// connections of one test never count against another's.
-var mainConfig = `{` + globalOptions + `}
-
-http://localhost:9080 {
-	realtime_ws /realtime/ws {
-		default_channels default news
-		private user.*
-		token_secret ` + tokenSecret + `
-		token_cookie realtime_token
-		max_subscriptions 6
-		max_message_size 1KiB
-		ping_interval 30s
-		write_timeout 2s
-	}
-	realtime_ws /ws/origins {
-		allowed_origins https://app.example.org https://*.example.com
-	}
-	realtime_ws /ws/capped {
-		hub capped
-		max_connections 2
-	}
-	realtime_ws /ws/perip {
-		hub perip
-		max_connections_per_ip 2
-	}
-	realtime_ws /ws/slow {
-		hub slow
-		default_channels firehose
-		send_queue 8
-		write_timeout 2s
-	}
-	realtime_ws /ws/ping {
-		hub pinghub
-		ping_interval 300ms
-	}
-	realtime_ws /ws/idle {
-		write_timeout 200ms
-	}
-	realtime_ws /ws/stats {
-		hub stats
-	}
-	realtime_broadcast /realtime/broadcast {
-		secret ` + secretA + `
-		secret ` + secretB + `
-		max_body 2KiB
-		max_batch 3
-		signature_tolerance 30s
-	}
-	realtime_broadcast /broadcast/slow {
-		hub slow
-		secret ` + secretA + `
-	}
-	respond "<html><body>not the hub</body></html>" 404
-}
-`
-
-// storageDir holds Caddy's storage for the tests. The ports are fixed, so
-// two runs cannot overlap anyway; a fixed name lets the configs be constants.
-var storageDir = filepath.Join(os.TempDir(), "caddy-realtime-integration")
-
-// TestMain starts and ends with an empty storage directory.
-func TestMain(m *testing.M) {
-	os.RemoveAll(storageDir)
-	code := m.Run()
-	os.RemoveAll(storageDir)
-	os.Exit(code)
-}
-
-// loadConfig loads a Caddyfile into the in-process Caddy and stops the test
-// if it did not load.
-func loadConfig(t *testing.T, caddyfile string) *caddytest.Tester {
-	t.Helper()
-	tester := caddytest.NewTester(t)
-	tester.InitServer(caddyfile, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	return tester
-}
-
-func loadMain(t *testing.T) { t.Helper(); loadConfig(t, mainConfig) }
-
-// loopbackDial sends every connection to 127.0.0.1 whatever the host name,
-// like caddytest's own transport, so the Host header stays "localhost".
-func loopbackDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", port))
-}
-
+// httpClient publishes and reads the admin API; its connections go to
+// 127.0.0.1 whatever the URL's host.
 var httpClient = &http.Client{
-	Transport: &http.Transport{DialContext: loopbackDial, MaxIdleConnsPerHost: 16},
+	Transport: &http.Transport{DialContext: rtclient.LoopbackDial, MaxIdleConnsPerHost: 16},
 	Timeout:   10 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
@@ -237,8 +94,6 @@ func requestWith(t *testing.T, client *http.Client, method, url string, body []b
 	}
 	return do(t, client, req)
 }
-
-const broadcastURL = httpBase + "/realtime/broadcast"
 
 // jsonCT and bearer are the header pairs of a well-formed publish.
 var jsonCT = []string{"Content-Type", "application/json"}
@@ -325,4 +180,20 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// dial connects to path on the main site and requires the upgrade.
+func dial(t *testing.T, path string, h http.Header) *rtclient.Client {
+	t.Helper()
+	return rtclient.Dial(t, wsBase+path, rtclient.Options{Header: h})
+}
+
+// validToken signs a token for channels with the main config's secret.
+func validToken(t *testing.T, channels ...string) string {
+	return rtclient.Token(t, tokenSecret, channels, time.Now().Add(time.Hour))
+}
+
+// fromHandshake is a refused handshake's answer as a response.
+func fromHandshake(r *rtclient.Response) *response {
+	return &response{status: r.Status, proto: r.Proto, header: r.Header, body: r.Body}
 }

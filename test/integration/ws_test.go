@@ -1,13 +1,9 @@
-package module_test
+package integration
 
 import (
-	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -16,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
 )
 
 // TestWSUpgradeWithoutLogDirective pins NOTES.md's hijack pitfall: with no
@@ -27,15 +25,15 @@ func TestWSUpgradeWithoutLogDirective(t *testing.T) {
 	}
 	loadMain(t)
 	c := dial(t, "/realtime/ws?channels=nolog", nil)
-	if c.resp.status != http.StatusSwitchingProtocols {
-		t.Fatalf("want 101, got %d", c.resp.status)
+	if c.Response().Status != http.StatusSwitchingProtocols {
+		t.Fatalf("want 101, got %d", c.Response().Status)
 	}
-	if !strings.EqualFold(c.resp.header.Get("Upgrade"), "websocket") {
-		t.Fatalf("101 without Upgrade: websocket: %v", c.resp.header)
+	if !strings.EqualFold(c.Response().Header.Get("Upgrade"), "websocket") {
+		t.Fatalf("101 without Upgrade: websocket: %v", c.Response().Header)
 	}
-	c.welcome("nolog")
+	c.Welcome("nolog")
 	publish(t, event("nolog", "through"))
-	c.expectEvent("nolog", "through")
+	c.ExpectEvent("nolog", "through")
 }
 
 var cursorRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,64}$`)
@@ -43,7 +41,7 @@ var cursorRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,64}$`)
 func TestWSWelcomeFirst(t *testing.T) {
 	loadMain(t)
 	c := dial(t, "/realtime/ws", nil)
-	w := c.next(5 * time.Second)
+	w := c.Next(5 * time.Second)
 	if w.Type != "realtime:welcome" {
 		t.Fatalf("first frame: want realtime:welcome, got %s", w)
 	}
@@ -57,7 +55,7 @@ func TestWSWelcomeFirst(t *testing.T) {
 		t.Fatalf("welcome ping_interval: want %d, got %s", mainPingInterval, w)
 	}
 	other := dial(t, "/realtime/ws", nil)
-	if w2 := other.expect("realtime:welcome"); w2.ConnectionID == w.ConnectionID {
+	if w2 := other.Expect("realtime:welcome"); w2.ConnectionID == w.ConnectionID {
 		t.Fatalf("two connections share connection_id %q", w.ConnectionID)
 	}
 }
@@ -68,84 +66,84 @@ func TestWSWelcomeCursorUsableAsSince(t *testing.T) {
 	loadMain(t)
 	ch := uniq("since")
 	c := dial(t, "/realtime/ws?channels="+ch, nil)
-	w := c.welcome(ch)
-	c.close()
+	w := c.Welcome(ch)
+	c.Close()
 	publish(t, event(ch, "missed"))
 	r := dial(t, "/realtime/ws?channels="+ch+"&since="+url.QueryEscape(w.Cursor), nil)
-	r.expect("realtime:welcome")
-	s := r.expect("realtime:subscribed")
+	r.Expect("realtime:welcome")
+	s := r.Expect("realtime:subscribed")
 	if s.Channel != ch || s.Recovered == nil || !*s.Recovered {
 		t.Fatalf("resume from the welcome cursor: want recovered:true for %s, got %s", ch, s)
 	}
-	r.expectEvent(ch, "missed")
+	r.ExpectEvent(ch, "missed")
 }
 
 func TestWSDefaultChannels(t *testing.T) {
 	loadMain(t)
 	c := dial(t, "/realtime/ws", nil) // default_channels default news
-	c.expect("realtime:welcome")
+	c.Expect("realtime:welcome")
 	for _, ch := range []string{"default", "news"} {
-		f := c.expect("realtime:subscribed")
+		f := c.Expect("realtime:subscribed")
 		if f.Channel != ch || f.Recovered == nil || *f.Recovered {
 			t.Fatalf("want realtime:subscribed %s recovered:false, got %s", ch, f)
 		}
 	}
 	publish(t, event("news", "headline"))
-	c.expectEvent("news", "headline")
+	c.ExpectEvent("news", "headline")
 	publish(t, event("default", "general"))
-	c.expectEvent("default", "general")
+	c.ExpectEvent("default", "general")
 }
 
 func TestWSQueryChannels(t *testing.T) {
 	loadMain(t)
 	a, b := uniq("qa"), uniq("qb")
 	c := dial(t, "/realtime/ws?channels="+a+","+b, nil)
-	c.welcome(a, b)
+	c.Welcome(a, b)
 	publish(t, event("default", "not_joined"))
 	publish(t, event(a, "to_a"))
 	publish(t, event(b, "to_b"))
 	// Naming channels replaces the defaults: the default event never comes.
-	c.expectEvent(a, "to_a")
-	c.expectEvent(b, "to_b")
+	c.ExpectEvent(a, "to_a")
+	c.ExpectEvent(b, "to_b")
 }
 
 func TestWSSubscribeUnsubscribe(t *testing.T) {
 	loadMain(t)
 	home, x, y, z := uniq("home"), uniq("sx"), uniq("sy"), uniq("sz")
 	c := dial(t, "/realtime/ws?channels="+home, nil)
-	c.welcome(home)
+	c.Welcome(home)
 
-	c.send(map[string]any{"type": "realtime:subscribe", "channel": x})
-	c.expectSubscribed(x)
-	c.send(map[string]any{"type": "realtime:subscribe", "channels": []string{y, z}})
-	c.expectSubscribed(y, z)
+	c.Send(map[string]any{"type": "realtime:subscribe", "channel": x})
+	c.ExpectSubscribed(x)
+	c.Send(map[string]any{"type": "realtime:subscribe", "channels": []string{y, z}})
+	c.ExpectSubscribed(y, z)
 	publish(t, event(x, "on_x"))
-	c.expectEvent(x, "on_x")
+	c.ExpectEvent(x, "on_x")
 	publish(t, event(z, "on_z"))
-	c.expectEvent(z, "on_z")
+	c.ExpectEvent(z, "on_z")
 
-	c.send(map[string]any{"type": "realtime:unsubscribe", "channel": x})
-	if f := c.expect("realtime:unsubscribed"); f.Channel != x {
+	c.Send(map[string]any{"type": "realtime:unsubscribe", "channel": x})
+	if f := c.Expect("realtime:unsubscribed"); f.Channel != x {
 		t.Fatalf("want realtime:unsubscribed for %s, got %s", x, f)
 	}
-	c.send(map[string]any{"type": "realtime:unsubscribe", "channels": []string{y}})
-	if f := c.expect("realtime:unsubscribed"); f.Channel != y {
+	c.Send(map[string]any{"type": "realtime:unsubscribe", "channels": []string{y}})
+	if f := c.Expect("realtime:unsubscribed"); f.Channel != y {
 		t.Fatalf("want realtime:unsubscribed for %s, got %s", y, f)
 	}
 	publish(t, event(x, "after_unsubscribe"))
 	publish(t, event(y, "after_unsubscribe"))
 	publish(t, event(z, "still_here"))
-	c.expectEvent(z, "still_here")
+	c.ExpectEvent(z, "still_here")
 }
 
 func TestWSAppPingPong(t *testing.T) {
 	loadMain(t)
 	c := dial(t, "/realtime/ws?channels="+uniq("pp"), nil)
-	c.expect("realtime:welcome")
-	c.expect("realtime:subscribed")
+	c.Expect("realtime:welcome")
+	c.Expect("realtime:subscribed")
 	for i := 0; i < 3; i++ {
-		c.send(map[string]string{"type": "realtime:ping"})
-		c.expect("realtime:pong")
+		c.Send(map[string]string{"type": "realtime:ping"})
+		c.Expect("realtime:pong")
 	}
 }
 
@@ -155,7 +153,7 @@ func TestWSBadRequestKeepsConnection(t *testing.T) {
 	loadMain(t)
 	ch := uniq("junk")
 	c := dial(t, "/realtime/ws?channels="+ch, nil)
-	c.welcome(ch)
+	c.Welcome(ch)
 	for _, junk := range []string{
 		`hello`,
 		`{"type":"realtime:dance"}`,
@@ -166,80 +164,80 @@ func TestWSBadRequestKeepsConnection(t *testing.T) {
 		`{"type":"realtime:subscribe","channel":`,
 		`{"type":"realtime:subscribe","channel":7}`,
 	} {
-		c.sendRaw(websocket.TextMessage, []byte(junk))
-		c.expectError("bad_request", "")
+		c.SendRaw(websocket.TextMessage, []byte(junk))
+		c.ExpectError("bad_request", "")
 	}
-	c.send(map[string]any{"type": "realtime:subscribe", "channel": "bad name!"})
-	c.expectError("bad_request", "")
-	c.ping()
+	c.Send(map[string]any{"type": "realtime:subscribe", "channel": "bad name!"})
+	c.ExpectError("bad_request", "")
+	c.Ping()
 	publish(t, event(ch, "still_open"))
-	c.expectEvent(ch, "still_open")
+	c.ExpectEvent(ch, "still_open")
 }
 
 func TestWSBinaryFrameCloses1003(t *testing.T) {
 	loadMain(t)
 	c := dial(t, "/realtime/ws?channels="+uniq("bin"), nil)
-	c.expect("realtime:welcome")
-	c.sendRaw(websocket.BinaryMessage, []byte(`{"type":"realtime:ping"}`))
-	c.expect("realtime:subscribed")
-	c.expectClose(websocket.CloseUnsupportedData)
+	c.Expect("realtime:welcome")
+	c.SendRaw(websocket.BinaryMessage, []byte(`{"type":"realtime:ping"}`))
+	c.Expect("realtime:subscribed")
+	c.ExpectClose(websocket.CloseUnsupportedData)
 }
 
 func TestWSInvalidUTF8Closes1007(t *testing.T) {
 	loadMain(t)
 	c := dial(t, "/realtime/ws?channels="+uniq("utf"), nil)
-	c.expect("realtime:welcome")
-	c.expect("realtime:subscribed")
-	c.sendRaw(websocket.TextMessage, []byte("{\"type\":\"realtime:subscribe\",\"channel\":\"caf\xe9\"}"))
-	c.expectClose(websocket.CloseInvalidFramePayloadData)
+	c.Expect("realtime:welcome")
+	c.Expect("realtime:subscribed")
+	c.SendRaw(websocket.TextMessage, []byte("{\"type\":\"realtime:subscribe\",\"channel\":\"caf\xe9\"}"))
+	c.ExpectClose(websocket.CloseInvalidFramePayloadData)
 }
 
 func TestWSOversizeFrameCloses1009(t *testing.T) {
 	loadMain(t) // max_message_size 1KiB
 	ch := uniq("big")
 	c := dial(t, "/realtime/ws?channels="+ch, nil)
-	c.welcome(ch)
+	c.Welcome(ch)
 	// A frame just under the limit is fine.
 	under := fmt.Sprintf(`{"type":"realtime:ping","pad":%q}`, strings.Repeat("p", 950))
 	if len(under) > 1024 {
 		t.Fatalf("test bug: %d bytes", len(under))
 	}
-	c.sendRaw(websocket.TextMessage, []byte(under))
-	c.expect("realtime:pong")
-	c.sendRaw(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"realtime:ping","pad":%q}`, strings.Repeat("p", 2048))))
-	c.expectClose(websocket.CloseMessageTooBig)
+	c.SendRaw(websocket.TextMessage, []byte(under))
+	c.Expect("realtime:pong")
+	c.SendRaw(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"realtime:ping","pad":%q}`, strings.Repeat("p", 2048))))
+	c.ExpectClose(websocket.CloseMessageTooBig)
 }
 
 func TestWSPrivateWithoutTokenForbidden(t *testing.T) {
 	loadMain(t)
 	p := uniq("private-room")
 	c := dial(t, "/realtime/ws?channels="+p, nil)
-	c.expect("realtime:welcome")
-	c.expectError("forbidden", p)
-	c.send(map[string]any{"type": "realtime:subscribe", "channel": p})
-	c.expectError("forbidden", p)
+	c.Expect("realtime:welcome")
+	c.ExpectError("forbidden", p)
+	c.Send(map[string]any{"type": "realtime:subscribe", "channel": p})
+	c.ExpectError("forbidden", p)
 	publish(t, event(p, "secret_event"))
-	c.ping() // the connection is open and nothing was delivered before the pong
+	c.Ping() // the connection is open and nothing was delivered before the pong
 	// Without token_secret there are no private channels at all, even with a
 	// token.
 	o := dial(t, "/ws/origins", http.Header{"Authorization": {"Bearer " + validToken(t, "*")}})
-	o.welcome("default")
-	o.send(map[string]any{"type": "realtime:subscribe", "channel": p})
-	o.expectError("forbidden", p)
+	o.Welcome("default")
+	o.Send(map[string]any{"type": "realtime:subscribe", "channel": p})
+	o.ExpectError("forbidden", p)
 }
 
 // privateRoundTrip checks that c holds a live subscription to channel.
-func privateRoundTrip(t *testing.T, c *wsClient, channel string) {
+func privateRoundTrip(t *testing.T, c *rtclient.Client, channel string) {
 	t.Helper()
 	publish(t, event(channel, "private_event"))
-	c.expectEvent(channel, "private_event")
+	c.ExpectEvent(channel, "private_event")
 }
 
 func TestWSTokenInAuthorizationHeader(t *testing.T) {
 	loadMain(t)
 	p := uniq("private-user")
 	c := dial(t, "/realtime/ws?channels="+p, http.Header{"Authorization": {"Bearer " + validToken(t, p)}})
-	c.welcome(p)
+	c.Welcome(p)
 	privateRoundTrip(t, c, p)
 }
 
@@ -248,24 +246,24 @@ func TestWSTokenInCookie(t *testing.T) {
 	p := uniq("private-user")
 	cookie := (&http.Cookie{Name: "realtime_token", Value: validToken(t, p)}).String()
 	c := dial(t, "/realtime/ws?channels="+p, http.Header{"Cookie": {"theme=dark; " + cookie}})
-	c.welcome(p)
+	c.Welcome(p)
 	privateRoundTrip(t, c, p)
 	// Another cookie name is not read.
 	q := uniq("private-user")
 	other := (&http.Cookie{Name: "wordpress_logged_in", Value: validToken(t, q)}).String()
 	d := dial(t, "/realtime/ws?channels="+q, http.Header{"Cookie": {other}})
-	d.expect("realtime:welcome")
-	d.expectError("forbidden", q)
+	d.Expect("realtime:welcome")
+	d.ExpectError("forbidden", q)
 }
 
 func TestWSTokenInSubscribeFrame(t *testing.T) {
 	loadMain(t)
 	p := uniq("private-user")
 	c := dial(t, "/realtime/ws?channels="+uniq("pub"), nil)
-	c.expect("realtime:welcome")
-	c.expect("realtime:subscribed")
-	c.send(map[string]any{"type": "realtime:subscribe", "channel": p, "token": validToken(t, p)})
-	c.expectSubscribed(p)
+	c.Expect("realtime:welcome")
+	c.Expect("realtime:subscribed")
+	c.Send(map[string]any{"type": "realtime:subscribe", "channel": p, "token": validToken(t, p)})
+	c.ExpectSubscribed(p)
 	privateRoundTrip(t, c, p)
 }
 
@@ -276,8 +274,8 @@ func TestWSTokenInQueryIgnored(t *testing.T) {
 	for _, name := range []string{"token", "access_token", "jwt", "auth"} {
 		t.Run(name, func(t *testing.T) {
 			c := dial(t, "/realtime/ws?channels="+p+"&"+name+"="+url.QueryEscape(tok), nil)
-			c.expect("realtime:welcome")
-			c.expectError("forbidden", p)
+			c.Expect("realtime:welcome")
+			c.ExpectError("forbidden", p)
 		})
 	}
 }
@@ -285,41 +283,41 @@ func TestWSTokenInQueryIgnored(t *testing.T) {
 func TestWSTokenExpired(t *testing.T) {
 	loadMain(t)
 	p := uniq("private-user")
-	expired := makeToken(t, tokenSecret, []string{p}, time.Now().Add(-time.Minute))
+	expired := rtclient.Token(t, tokenSecret, []string{p}, time.Now().Add(-time.Minute))
 	t.Run("subscribe frame", func(t *testing.T) {
 		c := dial(t, "/realtime/ws?channels="+uniq("pub"), nil)
-		c.expect("realtime:welcome")
-		c.expect("realtime:subscribed")
-		c.send(map[string]any{"type": "realtime:subscribe", "channel": p, "token": expired})
-		c.expectError("token_expired", p)
+		c.Expect("realtime:welcome")
+		c.Expect("realtime:subscribed")
+		c.Send(map[string]any{"type": "realtime:subscribe", "channel": p, "token": expired})
+		c.ExpectError("token_expired", p)
 	})
 	t.Run("handshake", func(t *testing.T) {
 		c := dial(t, "/realtime/ws?channels="+p, http.Header{"Authorization": {"Bearer " + expired}})
-		c.expect("realtime:welcome")
-		c.expectError("token_expired", p)
+		c.Expect("realtime:welcome")
+		c.ExpectError("token_expired", p)
 	})
 }
 
 func TestWSTokenBadSignature(t *testing.T) {
 	loadMain(t)
 	p := uniq("private-user")
-	forged := makeToken(t, "not-the-token-secret", []string{p}, time.Now().Add(time.Hour))
+	forged := rtclient.Token(t, "not-the-token-secret", []string{p}, time.Now().Add(time.Hour))
 	good := validToken(t, p)
 	parts := strings.Split(good, ".")
 	tampered := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
 	for name, tok := range map[string]string{"other secret": forged, "tampered signature": tampered, "garbage": "not.a.jwt"} {
 		t.Run(name, func(t *testing.T) {
 			c := dial(t, "/realtime/ws?channels="+uniq("pub"), nil)
-			c.expect("realtime:welcome")
-			c.expect("realtime:subscribed")
-			c.send(map[string]any{"type": "realtime:subscribe", "channel": p, "token": tok})
-			c.expectError("token_invalid", p)
+			c.Expect("realtime:welcome")
+			c.Expect("realtime:subscribed")
+			c.Send(map[string]any{"type": "realtime:subscribe", "channel": p, "token": tok})
+			c.ExpectError("token_invalid", p)
 		})
 	}
 	t.Run("handshake", func(t *testing.T) {
 		c := dial(t, "/realtime/ws?channels="+p, http.Header{"Authorization": {"Bearer " + forged}})
-		c.expect("realtime:welcome")
-		c.expectError("token_invalid", p)
+		c.Expect("realtime:welcome")
+		c.ExpectError("token_invalid", p)
 	})
 }
 
@@ -329,17 +327,17 @@ func TestWSPrivatePatterns(t *testing.T) {
 	loadMain(t)
 	u := uniq("user")
 	c := dial(t, "/realtime/ws?channels="+uniq("pub"), nil)
-	c.expect("realtime:welcome")
-	c.expect("realtime:subscribed")
+	c.Expect("realtime:welcome")
+	c.Expect("realtime:subscribed")
 	for _, ch := range []string{u + ".42", u + ".42.inbox"} {
-		c.send(map[string]any{"type": "realtime:subscribe", "channel": "user." + ch})
-		c.expectError("forbidden", "user."+ch)
+		c.Send(map[string]any{"type": "realtime:subscribe", "channel": "user." + ch})
+		c.ExpectError("forbidden", "user."+ch)
 	}
-	c.send(map[string]any{"type": "realtime:subscribe", "channel": "users." + u})
-	c.expectSubscribed("users." + u)
+	c.Send(map[string]any{"type": "realtime:subscribe", "channel": "users." + u})
+	c.ExpectSubscribed("users." + u)
 	ch := "user." + u
-	c.send(map[string]any{"type": "realtime:subscribe", "channel": ch, "token": validToken(t, ch)})
-	c.expectSubscribed(ch)
+	c.Send(map[string]any{"type": "realtime:subscribe", "channel": ch, "token": validToken(t, ch)})
+	c.ExpectSubscribed(ch)
 	privateRoundTrip(t, c, ch)
 }
 
@@ -348,15 +346,15 @@ func TestWSGlobClaims(t *testing.T) {
 	post := uniq("private-post")
 	tok := validToken(t, post+".*", "private-user.42")
 	c := dial(t, "/realtime/ws?channels="+uniq("pub"), http.Header{"Authorization": {"Bearer " + tok}})
-	c.expect("realtime:welcome")
-	c.expect("realtime:subscribed")
+	c.Expect("realtime:welcome")
+	c.Expect("realtime:subscribed")
 	for _, ch := range []string{post + ".7", post + ".7.comments", "private-user.42"} {
-		c.send(map[string]any{"type": "realtime:subscribe", "channel": ch})
-		c.expectSubscribed(ch)
+		c.Send(map[string]any{"type": "realtime:subscribe", "channel": ch})
+		c.ExpectSubscribed(ch)
 	}
 	for _, ch := range []string{post, "private-user.43", "private-user.420", uniq("private-post") + ".7"} {
-		c.send(map[string]any{"type": "realtime:subscribe", "channel": ch})
-		c.expectError("forbidden", ch)
+		c.Send(map[string]any{"type": "realtime:subscribe", "channel": ch})
+		c.ExpectError("forbidden", ch)
 	}
 	privateRoundTrip(t, c, post+".7.comments")
 }
@@ -368,13 +366,13 @@ func TestWSMaxSubscriptions(t *testing.T) {
 		names = append(names, uniq("cap"))
 	}
 	c := dial(t, "/realtime/ws?channels="+strings.Join(names, ","), nil)
-	c.welcome(names...)
+	c.Welcome(names...)
 	sixth, seventh := uniq("cap"), uniq("cap")
-	c.send(map[string]any{"type": "realtime:subscribe", "channels": []string{sixth, seventh}})
+	c.Send(map[string]any{"type": "realtime:subscribe", "channels": []string{sixth, seventh}})
 	// The answers to one frame may come in any order: match by channel.
 	got := map[string]string{}
 	for i := 0; i < 2; i++ {
-		f := c.next(5 * time.Second)
+		f := c.Next(5 * time.Second)
 		got[f.Channel] = f.Type + " " + f.Code
 	}
 	if got[sixth] != "realtime:subscribed " || got[seventh] != "realtime:error too_many_subscriptions" {
@@ -382,23 +380,23 @@ func TestWSMaxSubscriptions(t *testing.T) {
 	}
 	// Private grants count the same.
 	p := uniq("private-user")
-	c.send(map[string]any{"type": "realtime:subscribe", "channel": p, "token": validToken(t, p)})
-	c.expectError("too_many_subscriptions", p)
+	c.Send(map[string]any{"type": "realtime:subscribe", "channel": p, "token": validToken(t, p)})
+	c.ExpectError("too_many_subscriptions", p)
 	// Unsubscribing frees a slot.
-	c.send(map[string]any{"type": "realtime:unsubscribe", "channel": names[0]})
-	c.expect("realtime:unsubscribed")
-	c.send(map[string]any{"type": "realtime:subscribe", "channel": seventh})
-	c.expectSubscribed(seventh)
+	c.Send(map[string]any{"type": "realtime:unsubscribe", "channel": names[0]})
+	c.Expect("realtime:unsubscribed")
+	c.Send(map[string]any{"type": "realtime:subscribe", "channel": seventh})
+	c.ExpectSubscribed(seventh)
 	// Connecting with more channels than allowed is refused per channel.
 	var many []string
 	for i := 0; i < 7; i++ {
 		many = append(many, uniq("many"))
 	}
 	d := dial(t, "/realtime/ws?channels="+strings.Join(many, ","), nil)
-	d.expect("realtime:welcome")
+	d.Expect("realtime:welcome")
 	answers := map[string]string{}
 	for range many {
-		f := d.next(5 * time.Second)
+		f := d.Next(5 * time.Second)
 		answers[f.Channel] = f.Type + " " + f.Code
 	}
 	for i, ch := range many {
@@ -416,30 +414,32 @@ func TestWSMaxSubscriptions(t *testing.T) {
 // JSON body.
 func expectRefused(t *testing.T, path string, h http.Header, status int) *response {
 	t.Helper()
-	conn, r, err := tryDial(wsDialer, wsBase+path, h)
+	c, hr, err := rtclient.TryDial(t, wsBase+path, rtclient.Options{Header: h})
 	if err == nil {
-		conn.Close()
+		c.Close()
 		t.Fatalf("dial %s: want %d before upgrading, got 101", path, status)
 	}
-	if r == nil {
+	if hr == nil {
 		t.Fatalf("dial %s: want %d, got %v", path, status, err)
 	}
+	r := fromHandshake(hr)
 	expectError(t, r, status)
 	return r
 }
 
 func TestWSOriginDefaultSameOrigin(t *testing.T) {
 	loadMain(t)
-	for _, o := range []string{"", "http://localhost:9080", "HTTP://LOCALHOST:9080"} {
+	for _, o := range []string{"", httpBase, strings.ToUpper(httpBase)} {
 		t.Run("allowed "+o, func(t *testing.T) {
 			h := http.Header{}
 			if o != "" {
 				h.Set("Origin", o)
 			}
-			dial(t, "/realtime/ws", h).expect("realtime:welcome")
+			dial(t, "/realtime/ws", h).Expect("realtime:welcome")
 		})
 	}
-	for _, o := range []string{"http://evil.example", "http://localhost:9081", "https://localhost:9080", "http://localhost", "http://localhost.evil.example:9080", "null"} {
+	port := fmt.Sprint(httpPort)
+	for _, o := range []string{"http://evil.example", fmt.Sprintf("http://localhost:%d", httpPort+1), "https://localhost:" + port, "http://localhost", "http://localhost.evil.example:" + port, "null"} {
 		t.Run("refused "+o, func(t *testing.T) {
 			expectRefused(t, "/realtime/ws", http.Header{"Origin": {o}}, http.StatusForbidden)
 		})
@@ -454,11 +454,11 @@ func TestWSAllowedOrigins(t *testing.T) {
 			if o != "" {
 				h.Set("Origin", o)
 			}
-			dial(t, "/ws/origins", h).expect("realtime:welcome")
+			dial(t, "/ws/origins", h).Expect("realtime:welcome")
 		})
 	}
 	for _, o := range []string{
-		"http://localhost:9080", // the list replaces same-origin
+		httpBase, // the list replaces same-origin
 		"http://app.example.org",
 		"https://app.example.org:8443",
 		"https://example.com",
@@ -477,21 +477,21 @@ func TestWSMaxConnections(t *testing.T) {
 	loadMain(t) // /ws/capped: max_connections 2
 	waitFor(t, 3*time.Second, "hub capped to have no connections", func() bool { return statInt(t, "capped", "connections") == 0 })
 	a := dial(t, "/ws/capped", nil)
-	a.expect("realtime:welcome")
+	a.Expect("realtime:welcome")
 	b := dial(t, "/ws/capped", nil)
-	b.expect("realtime:welcome")
+	b.Expect("realtime:welcome")
 	r := expectRefused(t, "/ws/capped", nil, http.StatusServiceUnavailable)
 	if r.header.Get("Retry-After") == "" {
 		t.Errorf("503 without Retry-After")
 	}
 	// A closed connection frees its slot.
-	a.close()
+	a.Close()
 	waitFor(t, 3*time.Second, "a freed connection slot", func() bool {
-		conn, _, err := tryDial(wsDialer, wsBase+"/ws/capped", nil)
+		c, _, err := rtclient.TryDial(t, wsBase+"/ws/capped", rtclient.Options{})
 		if err != nil {
 			return false
 		}
-		conn.Close()
+		c.Close()
 		return true
 	})
 }
@@ -500,17 +500,17 @@ func TestWSMaxConnectionsPerIP(t *testing.T) {
 	loadMain(t) // /ws/perip: max_connections_per_ip 2
 	waitFor(t, 3*time.Second, "hub perip to have no connections", func() bool { return statInt(t, "perip", "connections") == 0 })
 	a := dial(t, "/ws/perip", nil)
-	a.expect("realtime:welcome")
+	a.Expect("realtime:welcome")
 	b := dial(t, "/ws/perip", nil)
-	b.expect("realtime:welcome")
+	b.Expect("realtime:welcome")
 	expectRefused(t, "/ws/perip", nil, http.StatusTooManyRequests)
-	b.close()
+	b.Close()
 	waitFor(t, 3*time.Second, "a freed per-IP slot", func() bool {
-		conn, _, err := tryDial(wsDialer, wsBase+"/ws/perip", nil)
+		c, _, err := rtclient.TryDial(t, wsBase+"/ws/perip", rtclient.Options{})
 		if err != nil {
 			return false
 		}
-		conn.Close()
+		c.Close()
 		return true
 	})
 }
@@ -564,22 +564,17 @@ func TestWSSlowConsumer(t *testing.T) {
 	waitFor(t, 3*time.Second, "hub slow to have no connections", func() bool { return statInt(t, "slow", "connections") == 0 })
 	before := statInt(t, "slow", "slow_consumer_disconnects")
 
-	fast1 := dialWith(t, wsBase+"/ws/slow", dialOpts{})
-	fast1.welcome("firehose")
-	fast2 := dialWith(t, wsBase+"/ws/slow", dialOpts{})
-	fast2.welcome("firehose")
+	fast1 := rtclient.Dial(t, wsBase+"/ws/slow", rtclient.Options{})
+	fast1.Welcome("firehose")
+	fast2 := rtclient.Dial(t, wsBase+"/ws/slow", rtclient.Options{})
+	fast2.Welcome("firehose")
 
 	// The slow client reads its welcome, then nothing ever again.
-	slow, r, err := tryDial(wsDialer, wsBase+"/ws/slow", nil)
-	if err != nil {
-		t.Fatalf("dial: %v %v", err, r)
-	}
-	defer slow.Close()
-	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	slow := rtclient.Dial(t, wsBase+"/ws/slow", rtclient.Options{Manual: true})
 	for _, want := range []string{"realtime:welcome", "realtime:subscribed"} {
-		_, data, err := slow.ReadMessage()
-		if err != nil || !strings.Contains(string(data), want) {
-			t.Fatalf("slow client: want %s, got %s %v", want, data, err)
+		f, err := slow.ReadOne(5 * time.Second)
+		if err != nil || !strings.Contains(f.String(), want) {
+			t.Fatalf("slow client: want %s, got %s %v", want, f, err)
 		}
 	}
 	waitFor(t, 3*time.Second, "3 connections on hub slow", func() bool { return statInt(t, "slow", "connections") == 3 })
@@ -611,24 +606,24 @@ func TestWSSlowConsumer(t *testing.T) {
 	}
 	t.Logf("slow consumer dropped after %d events of 48 KiB", published-5)
 
-	for _, c := range []*wsClient{fast1, fast2} {
+	for _, c := range []*rtclient.Client{fast1, fast2} {
 		for i := 0; i < published; i++ {
-			f := c.next(10 * time.Second)
+			f := c.Next(10 * time.Second)
 			if f.Type != fmt.Sprintf("e%d", i) {
-				t.Fatalf("fast subscriber: want event e%d, got %.80s", i, f.raw)
+				t.Fatalf("fast subscriber: want event e%d, got %.80s", i, f.Raw)
 			}
 		}
-		c.ping()
+		c.Ping()
 	}
 
 	// The slow client's socket is closed: reading what was buffered ends
 	// with the 1013 close frame or, if it could not be written in time, the
 	// end of the stream; never with a read timeout.
-	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	deadline := time.Now().Add(10 * time.Second)
 	got := 0
+	var err error
 	for {
-		_, _, err = slow.ReadMessage()
-		if err != nil {
+		if _, err = slow.ReadOne(time.Until(deadline)); err != nil {
 			break
 		}
 		got++
@@ -655,13 +650,13 @@ func TestWSIdleLongerThanWriteTimeout(t *testing.T) {
 	loadMain(t) // /ws/idle: hub default, write_timeout 200ms
 	ch := uniq("idle")
 	c := dial(t, "/ws/idle?channels="+ch, nil)
-	c.welcome(ch)
+	c.Welcome(ch)
 	for i := 0; i < 2; i++ {
 		time.Sleep(400 * time.Millisecond)
 		typ := fmt.Sprintf("after_idle_%d", i)
 		publish(t, event(ch, typ))
-		c.expectEvent(ch, typ)
-		c.ping()
+		c.ExpectEvent(ch, typ)
+		c.Ping()
 	}
 }
 
@@ -670,154 +665,35 @@ func TestWSIdleLongerThanWriteTimeout(t *testing.T) {
 // about two intervals.
 func TestWSProtocolPing(t *testing.T) {
 	loadMain(t) // /ws/ping: ping_interval 300ms
-	alive := dialWith(t, wsBase+"/ws/ping", dialOpts{})
-	w := alive.welcome("default")
+	alive := rtclient.Dial(t, wsBase+"/ws/ping", rtclient.Options{})
+	w := alive.Welcome("default")
 	if w.PingInterval == nil {
 		t.Fatalf("welcome without ping_interval: %s", w)
 	}
 	start := time.Now()
-	deaf := dialWith(t, wsBase+"/ws/ping", dialOpts{deaf: true})
-	deaf.welcome("default")
+	deaf := rtclient.Dial(t, wsBase+"/ws/ping", rtclient.Options{Deaf: true})
+	deaf.Welcome("default")
 	select {
-	case <-deaf.done:
+	case <-deaf.Done():
 	case <-time.After(3 * time.Second):
 		t.Fatalf("a client that never answers pings is still connected after 3s (10 intervals)")
 	}
 	lasted := time.Since(start)
-	if deaf.pings.Load() == 0 {
+	if deaf.Pings() == 0 {
 		t.Fatalf("the deaf client received no protocol ping before it was dropped")
 	}
 	if lasted < 450*time.Millisecond {
 		t.Fatalf("the deaf client was dropped after %v, before 2 intervals", lasted)
 	}
-	t.Logf("deaf client: %d pings, dropped after %v (%v)", deaf.pings.Load(), lasted, deaf.err)
+	t.Logf("deaf client: %d pings, dropped after %v (%v)", deaf.Pings(), lasted, deaf.Err())
 	// The client that answers pongs is still here, several intervals later.
 	if time.Since(start) < 1500*time.Millisecond {
 		time.Sleep(1500*time.Millisecond - time.Since(start))
 	}
-	if n := alive.pings.Load(); n < 3 {
+	if n := alive.Pings(); n < 3 {
 		t.Fatalf("answering client: want a ping every 300ms, got %d in %v", n, time.Since(start))
 	}
-	alive.ping()
-}
-
-// rawConn is a hand-driven WebSocket client, for frames gorilla will not
-// write.
-type rawConn struct {
-	t    *testing.T
-	conn net.Conn
-	br   *bufio.Reader
-}
-
-func rawDial(t *testing.T, path string) *rawConn {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:9080", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: localhost:9080\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", path)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("raw upgrade: want 101, got %d", resp.StatusCode)
-	}
-	return &rawConn{t: t, conn: conn, br: br}
-}
-
-// writeFrame writes one masked client frame; length overrides the
-// declared payload length when >= 0.
-func (c *rawConn) writeFrame(fin bool, op byte, payload []byte, length int64) {
-	c.t.Helper()
-	if length < 0 {
-		length = int64(len(payload))
-	}
-	b := []byte{op}
-	if fin {
-		b[0] |= 0x80
-	}
-	switch {
-	case length < 126:
-		b = append(b, 0x80|byte(length))
-	case length <= 0xFFFF:
-		b = append(b, 0x80|126, byte(length>>8), byte(length))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(length))
-	}
-	mask := []byte{0x12, 0x34, 0x56, 0x78}
-	b = append(b, mask...)
-	for i, x := range payload {
-		b = append(b, x^mask[i%4])
-	}
-	if _, err := c.conn.Write(b); err != nil {
-		c.t.Fatalf("raw write: %v", err)
-	}
-}
-
-// readFrame reads one server frame (servers never mask).
-func (c *rawConn) readFrame() (op byte, payload []byte, err error) {
-	var h [2]byte
-	if _, err = io.ReadFull(c.br, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var l [2]byte
-		if _, err = io.ReadFull(c.br, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		if _, err = io.ReadFull(c.br, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = binary.BigEndian.Uint64(l[:])
-	}
-	payload = make([]byte, n)
-	_, err = io.ReadFull(c.br, payload)
-	return h[0] & 0x0F, payload, err
-}
-
-// expectText skips to the next text frame containing want.
-func (c *rawConn) expectText(want string) {
-	c.t.Helper()
-	for {
-		op, p, err := c.readFrame()
-		if err != nil {
-			c.t.Fatalf("raw: waiting for %s: %v", want, err)
-		}
-		if op == 0x8 {
-			c.t.Fatalf("raw: waiting for %s, got close %v", want, p)
-		}
-		if op == 0x1 && strings.Contains(string(p), want) {
-			return
-		}
-	}
-}
-
-// expectClose skips to the close frame and requires its code.
-func (c *rawConn) expectClose(code int) {
-	c.t.Helper()
-	for {
-		op, p, err := c.readFrame()
-		if err != nil {
-			c.t.Fatalf("raw: want close %d, connection ended: %v", code, err)
-		}
-		if op != 0x8 {
-			continue
-		}
-		if len(p) < 2 || int(binary.BigEndian.Uint16(p)) != code {
-			c.t.Fatalf("raw: want close %d, got close frame %v", code, p)
-		}
-		return
-	}
+	alive.Ping()
 }
 
 // TestWSRawFrames: frames written by hand. UTF-8 is checked on the whole
@@ -826,24 +702,24 @@ func (c *rawConn) expectClose(code int) {
 func TestWSRawFrames(t *testing.T) {
 	loadMain(t)
 	t.Run("valid UTF-8 split across fragments", func(t *testing.T) {
-		c := rawDial(t, "/realtime/ws?channels="+uniq("raw"))
-		c.expectText("realtime:subscribed")
-		c.writeFrame(false, 0x1, []byte(`{"type":"realtime:ping","x":"caf`+"\xc3"), -1)
-		c.writeFrame(true, 0x0, []byte("\xa9\"}"), -1)
-		c.expectText("realtime:pong")
+		c := rtclient.RawDial(t, wsBase+"/realtime/ws?channels="+uniq("raw"))
+		c.ExpectText("realtime:subscribed")
+		c.WriteFrame(false, rtclient.OpText, []byte(`{"type":"realtime:ping","x":"caf`+"\xc3"), -1)
+		c.WriteFrame(true, rtclient.OpContinuation, []byte("\xa9\"}"), -1)
+		c.ExpectText("realtime:pong")
 	})
 	t.Run("invalid UTF-8 split across fragments", func(t *testing.T) {
-		c := rawDial(t, "/realtime/ws?channels="+uniq("raw"))
-		c.expectText("realtime:subscribed")
-		c.writeFrame(false, 0x1, []byte(`{"type":"realtime:ping","x":"caf`+"\xc3"), -1)
-		c.writeFrame(true, 0x0, []byte("(\"}"), -1)
-		c.expectClose(websocket.CloseInvalidFramePayloadData)
+		c := rtclient.RawDial(t, wsBase+"/realtime/ws?channels="+uniq("raw"))
+		c.ExpectText("realtime:subscribed")
+		c.WriteFrame(false, rtclient.OpText, []byte(`{"type":"realtime:ping","x":"caf`+"\xc3"), -1)
+		c.WriteFrame(true, rtclient.OpContinuation, []byte("(\"}"), -1)
+		c.ExpectClose(websocket.CloseInvalidFramePayloadData)
 	})
 	t.Run("declared length of 1 GiB", func(t *testing.T) {
-		c := rawDial(t, "/realtime/ws?channels="+uniq("raw"))
-		c.expectText("realtime:subscribed")
-		c.writeFrame(true, 0x1, []byte(`{"type":`), 1<<30)
-		_ = c.conn.SetDeadline(time.Now().Add(3 * time.Second))
-		c.expectClose(websocket.CloseMessageTooBig)
+		c := rtclient.RawDial(t, wsBase+"/realtime/ws?channels="+uniq("raw"))
+		c.ExpectText("realtime:subscribed")
+		c.WriteFrame(true, rtclient.OpText, []byte(`{"type":`), 1<<30)
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		c.ExpectClose(websocket.CloseMessageTooBig)
 	})
 }

@@ -1,4 +1,4 @@
-package module_test
+package integration
 
 import (
 	"net/http"
@@ -13,9 +13,9 @@ func TestAdminHubs(t *testing.T) {
 	loadMain(t)
 	waitFor(t, 3*time.Second, "hub stats to have no connections", func() bool { return statInt(t, "stats", "connections") == 0 })
 	c1 := dial(t, "/ws/stats?channels=s1,s2", nil)
-	c1.welcome("s1", "s2")
+	c1.Welcome("s1", "s2")
 	c2 := dial(t, "/ws/stats?channels=s1", nil)
-	c2.welcome("s1")
+	c2.Welcome("s1")
 	h := hubStats(t, "stats")
 	for key, want := range map[string]float64{"connections": 2, "subscriptions": 3, "channels": 2} {
 		if got, _ := h[key].(float64); got != want {
@@ -32,7 +32,7 @@ func TestAdminHubs(t *testing.T) {
 	for _, name := range []string{"default", "capped", "perip", "slow", "pinghub", "stats"} {
 		hubStats(t, name)
 	}
-	c2.close()
+	c2.Close()
 	waitFor(t, 3*time.Second, "connections to drop to 1", func() bool { return statInt(t, "stats", "connections") == 1 })
 	if n := statInt(t, "stats", "subscriptions"); n != 2 {
 		t.Fatalf("after a client left: want 2 subscriptions, got %d", n)
@@ -48,7 +48,7 @@ func TestAdminHubs(t *testing.T) {
 func TestAdminPublish(t *testing.T) {
 	loadMain(t)
 	c := dial(t, "/ws/stats?channels=admin", nil)
-	c.welcome("admin")
+	c.Welcome("admin")
 	before := statInt(t, "stats", "events_published")
 	r := request(t, http.MethodPost, adminBase+"/realtime/hubs/stats/publish", []byte(`{"channel":"admin","type":"from_admin","payload":{"ok":true}}`), jsonCT...)
 	if r.status != http.StatusOK {
@@ -58,7 +58,7 @@ func TestAdminPublish(t *testing.T) {
 	if a.Status != "success" || len(a.Events) != 1 || a.Events[0].Channel != "admin" {
 		t.Fatalf("admin publish: want one event on admin, got %s", r)
 	}
-	f := c.expectEvent("admin", "from_admin")
+	f := c.ExpectEvent("admin", "from_admin")
 	if f.Cursor != a.Events[0].Cursor {
 		t.Fatalf("cursor %q, answer %q", f.Cursor, a.Events[0].Cursor)
 	}
@@ -79,7 +79,7 @@ func TestAdminPublish(t *testing.T) {
 	expectError(t, request(t, http.MethodGet, adminBase+"/realtime/hubs/no-such-hub/publish", nil), http.StatusNotFound)
 	// Nothing of the refused requests was delivered.
 	publishTo(t, adminBase+"/realtime/hubs/stats/publish", `{"channel":"admin","type":"sentinel"}`)
-	c.expectEvent("admin", "sentinel")
+	c.ExpectEvent("admin", "sentinel")
 }
 
 // TestMetrics: the admin /metrics output has caddy_realtime_* collectors
@@ -87,9 +87,9 @@ func TestAdminPublish(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	loadMain(t)
 	c := dial(t, "/ws/stats?channels=metrics", nil)
-	c.welcome("metrics")
+	c.Welcome("metrics")
 	publishTo(t, adminBase+"/realtime/hubs/stats/publish", `{"channel":"metrics","type":"m"}`)
-	c.expectEvent("metrics", "m")
+	c.ExpectEvent("metrics", "m")
 	expectUnauthorized(t, request(t, http.MethodPost, broadcastURL, []byte(`{}`), jsonCT...))
 
 	r := request(t, http.MethodGet, adminBase+"/metrics", nil)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package module_test
+package integration
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
 )
 
 // batchConn holds back what is written to it while batching is on, then
@@ -50,7 +52,7 @@ func (c *batchConn) flush() error {
 }
 
 // TestTLSConnectionsWaitInEpoll checks the TLS read path on Linux: idle wss
-// connections hold no reader goroutine, and client frames are all read
+// connections hold no goroutine, and client frames are all read
 // whether several TLS records arrive at once or one frame spans several
 // records, which is where crypto/tls keeps data that epoll cannot see.
 func TestTLSConnectionsWaitInEpoll(t *testing.T) {
@@ -61,7 +63,7 @@ func TestTLSConnectionsWaitInEpoll(t *testing.T) {
 		HandshakeTimeout: 5 * time.Second,
 		WriteBufferSize:  1024, // a 3 KiB frame goes out as several TLS records
 		NetDialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			raw, err := loopbackDial(ctx, network, addr)
+			raw, err := rtclient.LoopbackDial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -74,45 +76,54 @@ func TestTLSConnectionsWaitInEpoll(t *testing.T) {
 			return c, nil
 		},
 	}
-	var idle []*wsClient
 	waitFor(t, 10*time.Second, "the TLS site to accept a wss connection", func() bool {
-		_, _, err := tryDial(tlsDialer(tc), "wss://localhost:9443/realtime/ws", nil)
-		return err == nil
-	})
-	for i := 0; i < 5; i++ {
-		c := dialWith(t, "wss://localhost:9443/realtime/ws", dialOpts{dialer: tlsDialer(tc)})
-		c.welcome("default")
-		idle = append(idle, c)
-	}
-	waitFor(t, 5*time.Second, "no reader goroutine for idle wss connections", func() bool {
-		for _, g := range ourGoroutines() {
-			if strings.Contains(g, "module.serveSession") {
-				return false
-			}
+		c, _, err := rtclient.TryDial(t, wssBase+"/realtime/ws", rtclient.Options{TLS: tc})
+		if err != nil {
+			return false
 		}
+		c.Close()
 		return true
 	})
+	// Idle wss connections wait in epoll and hold no goroutine: five more
+	// of them leave the number of the module's goroutines where one left
+	// it, while a reader goroutine per connection would add five for good.
+	idle := []*rtclient.Client{rtclient.Dial(t, wssBase+"/realtime/ws", rtclient.Options{TLS: tc})}
+	idle[0].Welcome("default")
+	base := fewestGoroutines(300 * time.Millisecond)
+	for i := 0; i < 5; i++ {
+		c := rtclient.Dial(t, wssBase+"/realtime/ws", rtclient.Options{TLS: tc})
+		c.Welcome("default")
+		idle = append(idle, c)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n := len(ourGoroutines()); n > base; n = len(ourGoroutines()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("6 idle wss connections hold %d goroutines of the module, 1 held %d: a goroutine per idle connection?\n%s",
+				n, base, strings.Join(ourGoroutines(), "\n\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	first := uniq("tls-first")
-	c := dialWith(t, "wss://localhost:9443/realtime/ws?channels="+first, dialOpts{dialer: d})
-	c.welcome(first)
+	c := rtclient.Dial(t, wssBase+"/realtime/ws?channels="+first, rtclient.Options{Dialer: d})
+	c.Welcome(first)
 	bc.batch()
 	chans := []string{uniq("tls-a"), uniq("tls-b"), uniq("tls-c")}
 	for _, ch := range chans {
-		c.send(map[string]any{"type": "realtime:subscribe", "channel": ch})
+		c.Send(map[string]any{"type": "realtime:subscribe", "channel": ch})
 	}
 	// One frame of about 3 KiB: three records of gorilla's 1 KiB writes.
 	long := uniq("tls-long")
-	c.send(map[string]any{"type": "realtime:subscribe", "channel": long, "pad": strings.Repeat("p", 3000)})
+	c.Send(map[string]any{"type": "realtime:subscribe", "channel": long, "pad": strings.Repeat("p", 3000)})
 	if err := bc.flush(); err != nil {
 		t.Fatal(err)
 	}
 	for _, ch := range chans {
-		c.expectSubscribed(ch)
+		c.ExpectSubscribed(ch)
 	}
-	c.expectSubscribed(long)
-	c.ping()
+	c.ExpectSubscribed(long)
+	c.Ping()
 	for _, ic := range idle {
-		ic.ping()
+		ic.Ping()
 	}
 }

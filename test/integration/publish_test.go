@@ -1,4 +1,4 @@
-package module_test
+package integration
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
 )
 
 // event renders one publish item.
@@ -23,10 +25,10 @@ func oversized(channel string) []byte {
 }
 
 // subscriber connects to the main route, joined to channel only.
-func subscriber(t *testing.T, channel string) *wsClient {
+func subscriber(t *testing.T, channel string) *rtclient.Client {
 	t.Helper()
 	c := dial(t, "/realtime/ws?channels="+channel, nil)
-	c.welcome(channel)
+	c.Welcome(channel)
 	return c
 }
 
@@ -42,7 +44,7 @@ func TestPublishBearer(t *testing.T) {
 	if a.Status != "success" || len(a.Events) != 1 || a.Events[0].Channel != ch || a.Events[0].Cursor == "" || a.Events[0].Duplicate {
 		t.Fatalf("want success with one event on %s and its cursor, got %s", ch, r)
 	}
-	f := sub.expectEvent(ch, "hello")
+	f := sub.ExpectEvent(ch, "hello")
 	if f.Cursor != a.Events[0].Cursor {
 		t.Fatalf("event cursor %q differs from the publish answer's %q", f.Cursor, a.Events[0].Cursor)
 	}
@@ -77,7 +79,7 @@ func TestPublishSignatureValid(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("want 200 for a valid signature, got %s", r)
 	}
-	sub.expectEvent(ch, "signed_event")
+	sub.ExpectEvent(ch, "signed_event")
 }
 
 func TestPublishSignatureBadHMAC(t *testing.T) {
@@ -127,13 +129,13 @@ func TestPublishKeyRotation(t *testing.T) {
 		if r := request(t, http.MethodPost, broadcastURL, []byte(event(ch, typ)), bearer(secret)...); r.status != http.StatusOK {
 			t.Fatalf("bearer with secret #%d: want 200, got %s", i+1, r)
 		}
-		sub.expectEvent(ch, typ)
+		sub.ExpectEvent(ch, typ)
 		typ = fmt.Sprintf("signed_%d", i)
 		body := []byte(event(ch, typ))
 		if r := request(t, http.MethodPost, broadcastURL, body, signed(secret, time.Now().Unix(), body)...); r.status != http.StatusOK {
 			t.Fatalf("signature with secret #%d: want 200, got %s", i+1, r)
 		}
-		sub.expectEvent(ch, typ)
+		sub.ExpectEvent(ch, typ)
 	}
 }
 
@@ -304,14 +306,14 @@ func TestPublishCheckOrder(t *testing.T) {
 func TestPublishRecipeBody(t *testing.T) {
 	loadMain(t)
 	sub := dial(t, "/realtime/ws?channels=default", nil)
-	sub.welcome("default")
+	sub.Welcome("default")
 	payload := `{"title": "Hello", "message": "A <b>new</b> post", "n": [1, 2.5, {"x": null}], "ok": true}`
 	body := `{"type": "new_notification", "payload": ` + payload + `, "timestamp": "2026-11-26 16:00:00"}`
 	a := publish(t, body)
 	if len(a.Events) != 1 || a.Events[0].Channel != "default" {
 		t.Fatalf("recipe body: want one event on channel default, got %+v", a)
 	}
-	f := sub.expectEvent("default", "new_notification")
+	f := sub.ExpectEvent("default", "new_notification")
 	if f.Timestamp != "2026-11-26 16:00:00" {
 		t.Fatalf("timestamp changed: got %q", f.Timestamp)
 	}
@@ -327,7 +329,7 @@ func TestPublishRecipeBody(t *testing.T) {
 	}
 	// The recipe's JS reads these fields and no others.
 	var m map[string]any
-	_ = json.Unmarshal(f.raw, &m)
+	_ = json.Unmarshal(f.Raw, &m)
 	if _, ok := m["id"]; ok {
 		t.Fatalf("an event published without id carries one: %s", f)
 	}
@@ -338,25 +340,25 @@ func TestPublishChannels(t *testing.T) {
 	a, b := uniq("multi-a"), uniq("multi-b")
 	subA, subB := subscriber(t, a), subscriber(t, b)
 	both := dial(t, "/realtime/ws?channels="+a+","+b, nil)
-	both.welcome(a, b)
+	both.Welcome(a, b)
 	ans := publish(t, fmt.Sprintf(`{"channels":[%q,%q],"type":"fanned","payload":{"k":1}}`, a, b))
 	if len(ans.Events) != 2 || ans.Events[0].Channel != a || ans.Events[1].Channel != b || ans.Events[0].Cursor == ans.Events[1].Cursor {
 		t.Fatalf("want one event per channel with distinct cursors, got %+v", ans)
 	}
-	fa := subA.expectEvent(a, "fanned")
-	fb := subB.expectEvent(b, "fanned")
+	fa := subA.ExpectEvent(a, "fanned")
+	fb := subB.ExpectEvent(b, "fanned")
 	if fa.Cursor != ans.Events[0].Cursor || fb.Cursor != ans.Events[1].Cursor {
 		t.Fatalf("cursors: answer %+v, events %s / %s", ans.Events, fa.Cursor, fb.Cursor)
 	}
-	both.expectEvent(a, "fanned")
-	both.expectEvent(b, "fanned")
+	both.ExpectEvent(a, "fanned")
+	both.ExpectEvent(b, "fanned")
 }
 
 func TestPublishBatch(t *testing.T) {
 	loadMain(t)
 	a, b := uniq("batch-a"), uniq("batch-b")
 	sub := dial(t, "/realtime/ws?channels="+a+","+b, nil)
-	sub.welcome(a, b)
+	sub.Welcome(a, b)
 	ans := publish(t, "["+event(a, "first")+","+event(b, "second")+","+event(a, "third")+"]")
 	want := []struct{ ch, typ string }{{a, "first"}, {b, "second"}, {a, "third"}}
 	if len(ans.Events) != len(want) {
@@ -366,7 +368,7 @@ func TestPublishBatch(t *testing.T) {
 		if ans.Events[i].Channel != w.ch {
 			t.Fatalf("answer event %d: want channel %s, got %+v", i, w.ch, ans.Events[i])
 		}
-		f := sub.expectEvent(w.ch, w.typ)
+		f := sub.ExpectEvent(w.ch, w.typ)
 		if f.Cursor != ans.Events[i].Cursor {
 			t.Fatalf("event %d: cursor %q, answer %q", i, f.Cursor, ans.Events[i].Cursor)
 		}
@@ -437,7 +439,7 @@ func TestPublishRejectedPublishesNothing(t *testing.T) {
 		}
 	}
 	publish(t, event(ch, "accepted"))
-	f := sub.next(5 * time.Second)
+	f := sub.Next(5 * time.Second)
 	if f.Type != "accepted" {
 		t.Fatalf("a refused publish delivered an event: want the good event first, got %s", f)
 	}
@@ -449,7 +451,7 @@ func TestPublishIdempotentID(t *testing.T) {
 	loadMain(t)
 	a, b := uniq("idem-a"), uniq("idem-b")
 	sub := dial(t, "/realtime/ws?channels="+a+","+b, nil)
-	sub.welcome(a, b)
+	sub.Welcome(a, b)
 	id := uniq("7f9c2a1e-key")
 	first := publish(t, fmt.Sprintf(`{"channels":[%q,%q],"type":"once","id":%q,"payload":1}`, a, b, id))
 	// The second body differs: the first one wins.
@@ -468,13 +470,13 @@ func TestPublishIdempotentID(t *testing.T) {
 			t.Fatalf("repeat: want the original cursors %+v, got %+v", first.Events, second.Events)
 		}
 	}
-	f := sub.expectEvent(a, "once")
+	f := sub.ExpectEvent(a, "once")
 	if f.ID != id {
 		t.Fatalf("event id: want %q, got %q", id, f.ID)
 	}
-	sub.expectEvent(b, "once")
+	sub.ExpectEvent(b, "once")
 	publish(t, event(a, "sentinel"))
-	if f := sub.next(5 * time.Second); f.Type != "sentinel" {
+	if f := sub.Next(5 * time.Second); f.Type != "sentinel" {
 		t.Fatalf("a duplicate publish was delivered: want the sentinel next, got %s", f)
 	}
 }

@@ -1,4 +1,4 @@
-package module_test
+package integration
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
 )
 
 const (
@@ -29,7 +31,7 @@ func loggingConfig(dir string) string {
 	}
 }
 
-http://localhost:9080 {
+` + httpBase + ` {
 	log {
 		output file ` + filepath.Join(dir, "access.log") + `
 		format json
@@ -58,7 +60,7 @@ func TestLogsHoldNoSecretsOrTokens(t *testing.T) {
 
 	var tokens []string
 	tok := func(channels []string, exp time.Duration, secret string) string {
-		s := makeToken(t, secret, channels, time.Now().Add(exp))
+		s := rtclient.Token(t, secret, channels, time.Now().Add(exp))
 		tokens = append(tokens, s)
 		return s
 	}
@@ -91,38 +93,38 @@ func TestLogsHoldNoSecretsOrTokens(t *testing.T) {
 
 	// Token subscribes: header, cookie, frame; expired and forged tokens.
 	h := dial(t, "/realtime/ws?channels="+ch, http.Header{"Authorization": {"Bearer " + tok([]string{ch}, time.Hour, logTokenSecret)}})
-	h.welcome(ch)
+	h.Welcome(ch)
 	cookie := (&http.Cookie{Name: "realtime_token", Value: tok([]string{ch}, time.Hour, logTokenSecret)}).String()
 	k := dial(t, "/realtime/ws?channels="+ch, http.Header{"Cookie": {cookie}})
-	k.welcome(ch)
+	k.Welcome(ch)
 	f := dial(t, "/realtime/ws?channels=default", nil)
-	f.welcome("default")
-	f.send(map[string]any{"type": "realtime:subscribe", "channel": ch, "token": tok([]string{ch}, time.Hour, logTokenSecret)})
-	f.expectSubscribed(ch)
-	f.send(map[string]any{"type": "realtime:subscribe", "channel": ch + "x", "token": tok([]string{ch + "x"}, -time.Hour, logTokenSecret)})
-	f.expectError("token_expired", ch+"x")
-	f.send(map[string]any{"type": "realtime:subscribe", "channel": ch + "y", "token": tok([]string{ch + "y"}, time.Hour, "forged-"+logTokenSecret)})
-	f.expectError("token_invalid", ch+"y")
-	f.sendRaw(1, []byte(`{"type":"realtime:bogus","token":"`+tok([]string{"*"}, time.Hour, logTokenSecret)+`"}`))
-	f.expectError("bad_request", "")
+	f.Welcome("default")
+	f.Send(map[string]any{"type": "realtime:subscribe", "channel": ch, "token": tok([]string{ch}, time.Hour, logTokenSecret)})
+	f.ExpectSubscribed(ch)
+	f.Send(map[string]any{"type": "realtime:subscribe", "channel": ch + "x", "token": tok([]string{ch + "x"}, -time.Hour, logTokenSecret)})
+	f.ExpectError("token_expired", ch+"x")
+	f.Send(map[string]any{"type": "realtime:subscribe", "channel": ch + "y", "token": tok([]string{ch + "y"}, time.Hour, "forged-"+logTokenSecret)})
+	f.ExpectError("token_invalid", ch+"y")
+	f.SendRaw(1, []byte(`{"type":"realtime:bogus","token":"`+tok([]string{"*"}, time.Hour, logTokenSecret)+`"}`))
+	f.ExpectError("bad_request", "")
 	publishLogged := request(t, http.MethodPost, broadcastURL, body, bearer(logPubSecret)...)
 	if publishLogged.status != 200 {
 		t.Fatalf("publish: %s", publishLogged)
 	}
-	h.expectEvent(ch, "logged")
-	k.expectEvent(ch, "logged")
-	f.expectEvent(ch, "logged")
+	h.ExpectEvent(ch, "logged")
+	k.ExpectEvent(ch, "logged")
+	f.ExpectEvent(ch, "logged")
 	// Refused handshakes carrying tokens: cross origin, and an upgrade
 	// gorilla rejects (no Sec-WebSocket-Key), which the module logs at DEBUG.
 	expectRefused(t, "/realtime/ws", http.Header{"Origin": {"http://evil.example"}, "Authorization": {"Bearer " + tok([]string{"*"}, time.Hour, logTokenSecret)}}, http.StatusForbidden)
 	badUpgrade(t, tok([]string{"*"}, time.Hour, logTokenSecret))
 	// A 1009 close with a token in the oversized frame.
 	big := dial(t, "/realtime/ws?channels=default", nil)
-	big.welcome("default")
-	big.send(map[string]any{"type": "realtime:subscribe", "channel": "x", "token": tok([]string{"*"}, time.Hour, logTokenSecret), "pad": strings.Repeat("p", 5000)})
-	big.expectClose(1009)
-	for _, c := range []*wsClient{h, k, f} {
-		c.close()
+	big.Welcome("default")
+	big.Send(map[string]any{"type": "realtime:subscribe", "channel": "x", "token": tok([]string{"*"}, time.Hour, logTokenSecret), "pad": strings.Repeat("p", 5000)})
+	big.ExpectClose(1009)
+	for _, c := range []*rtclient.Client{h, k, f} {
+		c.Close()
 	}
 
 	// Logging really happened: the module's DEBUG line and the access log
@@ -171,13 +173,13 @@ func TestLogsHoldNoSecretsOrTokens(t *testing.T) {
 // Sec-WebSocket-Key), with a token in its Authorization header.
 func badUpgrade(t *testing.T, token string) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:9080", 5*time.Second)
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET /realtime/ws HTTP/1.1\r\nHost: localhost:9080\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", token)
+	fmt.Fprintf(conn, "GET /realtime/ws HTTP/1.1\r\nHost: localhost:%d\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", httpPort, token)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)

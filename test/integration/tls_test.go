@@ -1,4 +1,4 @@
-package module_test
+package integration
 
 import (
 	"crypto/tls"
@@ -8,33 +8,20 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/wprealtime/caddy-realtime/test/internal/rtclient"
 )
 
 // tlsConfig is a `tls internal` site with Caddy's defaults: HTTP/2 (and
 // HTTP/3) enabled. local_certs and skip_install_trust keep the internal CA
-// out of the system trust store; its files live in storageDir.
-var tlsConfig = `{
-	local_certs` + globalOptions + `}
-
-https://localhost:9443 {
-	tls internal
-	realtime_ws /realtime/ws {
-		token_secret ` + tokenSecret + `
-		token_cookie realtime_token
-		ping_interval 30s
-	}
-	realtime_broadcast /realtime/broadcast {
-		secret ` + secretA + `
-	}
-	respond "<html>not the hub</html>" 404
-}
-`
-
-const httpsBase = "https://localhost:9443"
+// out of the system trust store; its files live in storageDir. TestMain
+// writes it.
+var tlsConfig string
 
 // internalRoots returns Caddy's internal root CA, so that clients verify the
 // site's certificate instead of skipping verification.
@@ -64,7 +51,7 @@ func TestTLS(t *testing.T) {
 	loadConfig(t, tlsConfig)
 	tc := &tls.Config{RootCAs: internalRoots(t), ServerName: "localhost"}
 	h2Client := &http.Client{
-		Transport: &http.Transport{DialContext: loopbackDial, TLSClientConfig: tc.Clone(), ForceAttemptHTTP2: true},
+		Transport: &http.Transport{DialContext: rtclient.LoopbackDial, TLSClientConfig: tc.Clone(), ForceAttemptHTTP2: true},
 		Timeout:   10 * time.Second,
 	}
 	t.Cleanup(h2Client.CloseIdleConnections)
@@ -80,8 +67,8 @@ func TestTLS(t *testing.T) {
 
 	t.Run("publish over HTTP/2, receive over wss", func(t *testing.T) {
 		ch := uniq("tls")
-		c := dialWith(t, "wss://localhost:9443/realtime/ws?channels="+ch, dialOpts{dialer: tlsDialer(tc)})
-		c.welcome(ch)
+		c := rtclient.Dial(t, wssBase+"/realtime/ws?channels="+ch, rtclient.Options{TLS: tc})
+		c.Welcome(ch)
 		r := requestWith(t, h2Client, http.MethodPost, httpsBase+"/realtime/broadcast", []byte(event(ch, "over_tls")), bearer(secretA)...)
 		if r.status != http.StatusOK {
 			t.Fatalf("publish over https: want 200, got %s", r)
@@ -89,8 +76,8 @@ func TestTLS(t *testing.T) {
 		if r.proto != 2 {
 			t.Fatalf("publish over https: want HTTP/2 (enabled by default), got HTTP/%d", r.proto)
 		}
-		c.expectEvent(ch, "over_tls")
-		c.ping()
+		c.ExpectEvent(ch, "over_tls")
+		c.Ping()
 	})
 
 	t.Run("errors are JSON over HTTP/2", func(t *testing.T) {
@@ -100,26 +87,26 @@ func TestTLS(t *testing.T) {
 	})
 
 	t.Run("same origin is https", func(t *testing.T) {
-		d := tlsDialer(tc)
-		c := dialWith(t, "wss://localhost:9443/realtime/ws", dialOpts{dialer: d, header: http.Header{"Origin": {"https://localhost:9443"}}})
-		c.expect("realtime:welcome")
-		_, r, err := tryDial(d, "wss://localhost:9443/realtime/ws", http.Header{"Origin": {"http://localhost:9443"}})
+		c := rtclient.Dial(t, wssBase+"/realtime/ws", rtclient.Options{TLS: tc, Header: http.Header{"Origin": {httpsBase}}})
+		c.Expect("realtime:welcome")
+		plain := "http://" + strings.TrimPrefix(httpsBase, "https://")
+		_, r, err := rtclient.TryDial(t, wssBase+"/realtime/ws", rtclient.Options{TLS: tc, Origin: plain})
 		if err == nil || r == nil {
-			t.Fatalf("Origin http://localhost:9443 on an https site: want 403, got %v", err)
+			t.Fatalf("Origin %s on an https site: want 403, got %v", plain, err)
 		}
-		expectError(t, r, http.StatusForbidden)
+		expectError(t, fromHandshake(r), http.StatusForbidden)
 	})
 
 	t.Run("private channel with a cookie token over wss", func(t *testing.T) {
 		p := uniq("private-user")
 		cookie := (&http.Cookie{Name: "realtime_token", Value: validToken(t, p)}).String()
-		c := dialWith(t, "wss://localhost:9443/realtime/ws?channels="+p, dialOpts{dialer: tlsDialer(tc), header: http.Header{"Cookie": {cookie}}})
-		c.welcome(p)
+		c := rtclient.Dial(t, wssBase+"/realtime/ws?channels="+p, rtclient.Options{TLS: tc, Header: http.Header{"Cookie": {cookie}}})
+		c.Welcome(p)
 		r := requestWith(t, h2Client, http.MethodPost, httpsBase+"/realtime/broadcast", []byte(event(p, "private_tls")), bearer(secretA)...)
 		if r.status != http.StatusOK {
 			t.Fatalf("publish: %s", r)
 		}
-		c.expectEvent(p, "private_tls")
+		c.ExpectEvent(p, "private_tls")
 	})
 
 	// Browsers open WebSockets over HTTP/1.1 unless the server's HTTP/2
@@ -129,7 +116,7 @@ func TestTLS(t *testing.T) {
 	t.Run("HTTP/2 does not offer extended CONNECT", func(t *testing.T) {
 		conf := tc.Clone()
 		conf.NextProtos = []string{"h2"}
-		raw, err := loopbackDial(t.Context(), "tcp", "localhost:9443")
+		raw, err := rtclient.LoopbackDial(t.Context(), "tcp", fmt.Sprintf("localhost:%d", httpsPort))
 		if err != nil {
 			t.Fatal(err)
 		}

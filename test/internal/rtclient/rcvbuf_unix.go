@@ -1,6 +1,6 @@
 //go:build unix
 
-package process_test
+package rtclient
 
 import "syscall"
 
