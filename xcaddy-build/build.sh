@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds Caddy with caddy-realtime from this checkout through xcaddy, the way
-# a site would (xcaddy build --with github.com/wprealtime/caddy-realtime).
+# Builds Caddy with caddy-realtime from this checkout (or an unpacked release)
+# through xcaddy, the way a site that adds other plugins would.
 #
 #   xcaddy-build/build.sh [output path]     (default: ./caddy)
 #

@@ -326,6 +326,82 @@ try {
 		return `back ${took} ms after the proxy reopened`;
 	});
 
+	await check('(e) recovered: absent without since, true on a complete resume (no gap), false past the history (gap)', async () => {
+		// A second page, straight to the server: the main page keeps its state.
+		const ctx = await browser.newContext();
+		const p2 = await ctx.newPage();
+		const errors = [];
+		p2.on('pageerror', (err) => errors.push(`uncaught: ${err.message}`));
+		// The URL of every socket the page opens (it shows whether `since` was sent).
+		const sockets = [];
+		p2.on('websocket', (ws) => sockets.push(ws.url()));
+		// The realtime:subscribed frames and realtime:gap events the client
+		// emitted since the last call; its gap handlers have run once it has
+		// emitted the subscribed frames (both come from the same frame).
+		const take = async (n, what) => {
+			await p2.waitForFunction((n) => window.__subs.length >= n, n, { timeout: 10_000, polling: 100 })
+				.catch(async () => {
+					throw new Error(`${what}: ${n} realtime:subscribed expected, got ${JSON.stringify(await p2.evaluate(() => window.__subs))}`);
+				});
+			const { subs, gaps } = await p2.evaluate(() => ({ subs: window.__subs.splice(0), gaps: window.__gaps.splice(0) }));
+			return { subs, gaps, url: sockets[sockets.length - 1] || '' };
+		};
+		const notice = () => p2.$eval('#rt-notice', (el) => (el.hidden ? '' : el.textContent));
+		try {
+			// Hook the client before the page's own script connects it.
+			await p2.addInitScript(() => {
+				window.__subs = [];
+				window.__gaps = [];
+				let rt;
+				Object.defineProperty(window, 'RealtimeEvents', {
+					configurable: true,
+					get: () => rt,
+					set: (v) => {
+						rt = v;
+						v.on('realtime:subscribed', (f) => window.__subs.push(f));
+						v.on('realtime:gap', (g) => window.__gaps.push(g));
+					},
+				});
+			});
+			const res = await p2.goto(`${opts.base}/`, { waitUntil: 'load', timeout: 15_000 });
+			assert(res && res.ok(), `GET ${opts.base}/ answered ${res && res.status()}`);
+
+			// 1. A fresh page has no cursor: nothing to recover, so no field.
+			let { subs, gaps, url } = await take(2, 'first connection');
+			assert(!/[?&]since=/.test(url), `the first connection sent since: ${url}`);
+			const stray = subs.filter((f) => 'recovered' in f);
+			assert(stray.length === 0, `subscribed without since carries recovered (the hub must omit it): ${JSON.stringify(stray)}`);
+			assert(gaps.length === 0, `realtime:gap on a fresh connection: ${JSON.stringify(gaps)}`);
+			assert(await notice() === '', `the page shows a notice on a fresh connection: ${await notice()}`);
+
+			// 2. A resume inside the history: recovered:true, no gap.
+			await p2.evaluate(() => window.RealtimeEvents.reconnect());
+			({ subs, gaps, url } = await take(2, 'complete resume'));
+			assert(/[?&]since=/.test(url), `reconnect() did not resume with since: ${url}`);
+			assert(subs.every((f) => f.recovered === true), `complete resume: ${JSON.stringify(subs)}`);
+			assert(gaps.length === 0, `realtime:gap on a complete resume: ${JSON.stringify(gaps)}`);
+
+			// 3. A resume from a cursor the history has moved past: recovered:false, a gap per channel.
+			const since = await p2.evaluate(() => window.RealtimeEvents.cursor());
+			await p2.evaluate(() => window.RealtimeEvents.disconnect());
+			const flood = `flood-${run}`; // nobody subscribes: only the history moves
+			for (let b = 0; b < 11; b++) { // 1,100 events, past the demo's history_size 1000
+				await publish(Array.from({ length: 100 }, (_, i) => ({ channel: flood, type: 'tick', payload: b * 100 + i })));
+			}
+			await p2.evaluate(() => window.RealtimeEvents.connect(window.RealtimeEventsConfig));
+			({ subs, gaps, url } = await take(2, 'resume past the history'));
+			assert(/[?&]since=/.test(url), `connect() after disconnect() did not resume with since: ${url}`);
+			assert(subs.every((f) => f.recovered === false), `resume past the history: ${JSON.stringify(subs)}`);
+			const gapChannels = gaps.filter((g) => g.since === since).map((g) => g.channel).sort();
+			assert(JSON.stringify(gapChannels) === '["default","posts"]', `realtime:gap expected for default and posts from ${since}, got ${JSON.stringify(gaps)}`);
+			assert(/could not be recovered/.test(await notice()), `no gap notice after recovered:false (notice: "${await notice()}")`);
+			assert(errors.length === 0, errors.join(' | '));
+			return 'fresh: no recovered field; resume: true; past history: false and 2 gaps';
+		} finally {
+			await ctx.close();
+		}
+	});
+
 	await check('no uncaught page errors and no client errors', async () => {
 		assert(pageErrors.length === 0, pageErrors.join(' | '));
 	});

@@ -1,6 +1,6 @@
 <?php
 /**
- * HMAC signing of publish requests (X-Realtime-Signature, DESIGN.md "Publish API").
+ * HMAC signing of publish requests (X-Realtime-Signature, the README, "Publish API").
  *
  * @package RealtimeEventsTest
  */

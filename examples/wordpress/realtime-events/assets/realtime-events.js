@@ -2,7 +2,7 @@
  * realtime-events.js: the browser client of caddy-realtime.
  *
  * Plain ES2017, no dependencies, no build step; load it as a classic <script>.
- * The wire protocol is the one in DESIGN.md ("WebSocket protocol"):
+ * The wire protocol is the one in the README ("WebSocket protocol"):
  * JSON text frames, `realtime:*` control frames, every other frame is an event
  * {type, channel, cursor, payload, timestamp, id}.
  *
@@ -25,9 +25,23 @@
  * on("*") gets every event. Lifecycle pseudo-events: realtime:state {state},
  * realtime:open, realtime:close {code, reason, reconnect, delay},
  * realtime:subscribed, realtime:unsubscribed, realtime:error (the server's
- * frames), realtime:gap {channel, since}: the hub could not replay what was
- * missed, so the page should refetch its data.
- * States: idle, connecting, open, reconnecting, offline, closed.
+ * frames), realtime:gap {channel, since}: we resumed from a cursor and the hub
+ * answered recovered:false (it could not replay what was missed), so the page
+ * should refetch its data. A subscription made without a cursor has nothing
+ * to recover: its realtime:subscribed frame carries no `recovered` and is
+ * never a gap.
+ * States (state(), and realtime:state {state} on every change):
+ *   idle          nothing started yet (no connect() so far);
+ *   connecting    the first handshake after connect() is in flight;
+ *   open          the hub's welcome arrived: events flow, subscribe() is sent;
+ *   reconnecting  the connection was lost, reconnect() was called or the page
+ *                 was hidden (back/forward cache); a new handshake is in
+ *                 flight or waits for its backoff delay;
+ *   offline       as reconnecting, while the browser reports no network
+ *                 (navigator.onLine false); the "online" event retries at once;
+ *   closed        stopped for good: disconnect(), or the server closed with a
+ *                 code that forbids retrying (1003, 1007, 1008, 1009), or the
+ *                 URL is malformed. connect() starts again.
  */
 (function (window, document) {
 	'use strict';
@@ -425,6 +439,9 @@
 			var since = resuming[frame.channel] || resuming['*'];
 			delete resuming[frame.channel];
 			emit('realtime:subscribed', frame);
+			// Only an explicit recovered:false after a `since` is a gap. Without
+			// a `since` the hub omits the field: nothing was missed, so an
+			// absent (or any other) value must not make the page refetch.
 			if (since && frame.recovered === false) {
 				// The hub cannot prove we missed nothing: the page must refetch.
 				// Its refetch is as of now, so later reconnects resume from this

@@ -1,6 +1,6 @@
 <?php
 /**
- * HMAC signature of publish requests (DESIGN.md, "Publish API").
+ * HMAC signature of publish requests (the README, "Publish API").
  *
  * @package RealtimeEvents
  */
