@@ -2,8 +2,11 @@ package module
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +101,9 @@ func (t *transport) Write(msgs [][]byte) error {
 	}
 	bufs := net.Buffers(msgs)
 	_, err := bufs.WriteTo(t.lc.Conn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %w", hub.ErrWriteTimeout, err)
+	}
 	return err
 }
 

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"sync/atomic"
 	"time"
 )
@@ -38,6 +39,32 @@ type Codec interface {
 	// Close is the last message of a session that the server ends; nil
 	// sends nothing before the connection closes.
 	Close(d Disconnect) []byte
+
+	// Presence is the snapshot a joiner of a presence channel gets right
+	// after Subscribed: the count and, up to the hub's member limit, the
+	// members (the joiner included). Later changes apply on top of it.
+	Presence(channel string, p PresenceSnapshot) []byte
+	// MemberAdded announces a user whose first connection anywhere joined.
+	MemberAdded(channel string, m Member, count int) []byte
+	// MemberRemoved announces a user whose last connection anywhere has
+	// been gone for the leave delay.
+	MemberRemoved(channel string, m Member, count int) []byte
+	// PresenceCount replaces member events on a channel above the hub's
+	// member limit; nil when the wire format has no such message.
+	PresenceCount(channel string, count int) []byte
+}
+
+// Member is a user on a presence channel: a user, not a connection (two
+// tabs of one user, on one node or two, are one member).
+type Member struct {
+	ID   string          `json:"id"`             // the token's sub (the Pusher protocol's user_id)
+	Info json.RawMessage `json:"info,omitempty"` // the token's info claim (a JSON object, at most 1 KiB); nil for none
+}
+
+// PresenceSnapshot is who is on a presence channel.
+type PresenceSnapshot struct {
+	Count   int
+	Members []Member // nil above the hub's member limit: counts only
 }
 
 // Format names an encoding of events: each codec has one.

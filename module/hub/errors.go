@@ -11,6 +11,10 @@ var (
 	ErrTooManyConnections = errors.New("too many connections")
 	// ErrTooManyConnectionsPerIP means this client address is at its limit.
 	ErrTooManyConnectionsPerIP = errors.New("too many connections from this address")
+	// ErrWriteTimeout is what a Transport's Write wraps when the client did
+	// not take the bytes within the write timeout: a client that stopped
+	// reading. The session ends as a slow consumer.
+	ErrWriteTimeout = errors.New("write timed out: the client is not reading")
 )
 
 // Error codes of refused client requests (ErrorMessage.Code).

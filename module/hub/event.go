@@ -17,6 +17,13 @@ type Publication struct {
 	Payload   json.RawMessage // nil when the publisher sent none
 	Timestamp string
 	ID        string
+	// Exclude is the id of a session that must not receive the event: the
+	// Pusher protocol's socket_id (a client event's sender, or Laravel
+	// Echo's toOthers()). "" excludes nobody.
+	Exclude string
+	// UserID is the user who sent a client event on a presence channel;
+	// subscribers see it as user_id.
+	UserID string
 }
 
 // Event is one publication on one channel, placed in the log. Its JSON is
@@ -29,6 +36,8 @@ type Event struct {
 	Payload   json.RawMessage
 	Timestamp string
 	ID        string
+	Exclude   string    // a session that must not receive it (Publication.Exclude)
+	UserID    string    // the sending user of a client event (Publication.UserID)
 	Time      time.Time // when the log accepted it; history_ttl counts from here
 
 	buf []byte // Headroom spare bytes, then the JSON
@@ -47,9 +56,9 @@ const Headroom = 10
 // The subscriber-facing JSON is the recipe's event plus channel, cursor and
 // the publisher's id:
 //
-//	{"type":…,"channel":…,"cursor":…,"payload":…,"timestamp":…,"id":…}
+//	{"type":…,"channel":…,"cursor":…,"payload":…,"timestamp":…,"id":…,"user_id":…}
 //
-// payload and id are left out when empty. It is appended by hand into one
+// payload, id and user_id are left out when empty. It is appended by hand into one
 // buffer with Headroom bytes in front of it; the bytes are what
 // encoding/json would write without HTML escaping (TestEventEncoding).
 func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Event {
@@ -60,13 +69,15 @@ func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Eve
 		Payload:   p.Payload,
 		Timestamp: p.Timestamp,
 		ID:        p.ID,
+		Exclude:   p.Exclude,
+		UserID:    p.UserID,
 		Time:      accepted,
 	}
 	if e.Timestamp == "" {
 		e.Timestamp = rfc3339(accepted)
 	}
 	size := Headroom + 72 + len(e.Type) + len(channel) + len(c.Epoch) + 42 +
-		len(e.Payload) + len(e.Timestamp) + len(e.ID)
+		len(e.Payload) + len(e.Timestamp) + len(e.ID) + len(e.UserID)
 	b := make([]byte, Headroom, size+size/8)
 	b = append(b, `{"type":`...)
 	b = appendJSONString(b, e.Type)
@@ -84,6 +95,10 @@ func NewEvent(c Cursor, channel string, p *Publication, accepted time.Time) *Eve
 	if e.ID != "" {
 		b = append(b, `,"id":`...)
 		b = appendJSONString(b, e.ID)
+	}
+	if e.UserID != "" {
+		b = append(b, `,"user_id":`...)
+		b = appendJSONString(b, e.UserID)
 	}
 	b = append(b, '}')
 	e.buf = b

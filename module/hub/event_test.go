@@ -17,6 +17,7 @@ type referenceEvent struct {
 	Payload   json.RawMessage `json:"payload,omitempty"`
 	Timestamp string          `json:"timestamp"`
 	ID        string          `json:"id,omitempty"`
+	UserID    string          `json:"user_id,omitempty"`
 }
 
 // checkEvent fails unless e's data is what encoding/json writes for it,
@@ -27,7 +28,7 @@ func checkEvent(t testing.TB, e *Event) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(referenceEvent{Type: e.Type, Channel: e.Channel, Cursor: e.Cursor.String(),
-		Payload: e.Payload, Timestamp: e.Timestamp, ID: e.ID}); err != nil {
+		Payload: e.Payload, Timestamp: e.Timestamp, ID: e.ID, UserID: e.UserID}); err != nil {
 		t.Fatal(err)
 	}
 	want := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
@@ -45,6 +46,7 @@ func TestEventEncoding(t *testing.T) {
 	for _, p := range []Publication{
 		{Type: "post.published", Payload: json.RawMessage(`{"title":"<b>Hello</b> & bye"}`), ID: "k1"},
 		{Type: "t", Timestamp: "2026-11-26T20:00:00+01:00"},
+		{Type: "client-typing", Payload: json.RawMessage(`{"on":true}`), UserID: "42", Exclude: "1.2"},
 		{Type: "quote\"back\\slash", Payload: json.RawMessage(`[1,2]`), ID: "\u2028\u2029\x7f\x00\x1f\t\n\r\b\f"},
 		{Type: "ünïcødé 日本", Timestamp: "<>&"},
 		{Type: "big", Payload: json.RawMessage(`"` + strings.Repeat("x", 200) + `"`)},

@@ -35,6 +35,9 @@ func (h *Hub) deliver(head Cursor, events []*Event) {
 			var codec Codec
 			var wire []byte
 			for _, s := range ch.subs {
+				if e.Exclude != "" && s.id == e.Exclude {
+					continue
+				}
 				if s.codec != codec {
 					codec, wire = s.codec, e.Wire(s.codec)
 				}

@@ -48,6 +48,22 @@ func (testCodec) Close(d Disconnect) []byte {
 	return line(map[string]any{"type": "close", "code": d.Code, "reason": d.Reason})
 }
 
+func (testCodec) Presence(ch string, p PresenceSnapshot) []byte {
+	return line(map[string]any{"type": "realtime:presence", "channel": ch, "count": p.Count, "members": p.Members})
+}
+
+func (testCodec) MemberAdded(ch string, m Member, count int) []byte {
+	return line(map[string]any{"type": "realtime:member_added", "channel": ch, "member": m, "count": count})
+}
+
+func (testCodec) MemberRemoved(ch string, m Member, count int) []byte {
+	return line(map[string]any{"type": "realtime:member_removed", "channel": ch, "member": m, "count": count})
+}
+
+func (testCodec) PresenceCount(ch string, count int) []byte {
+	return line(map[string]any{"type": "realtime:presence_count", "channel": ch, "count": count})
+}
+
 func line(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {

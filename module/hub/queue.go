@@ -1,5 +1,7 @@
 package hub
 
+import "errors"
+
 // The send queue. Every message to a client (events, replays, control
 // messages, the close) goes through one queue, in order, so a message is
 // never written in the middle of another. Events are counted against the
@@ -197,6 +199,10 @@ func (s *Session) written(batch [][]byte, last bool, err error) bool {
 		return true
 	}
 	// Nothing more can be written: drop the rest, and let waiters go.
+	if errors.Is(err, ErrWriteTimeout) && !s.closing {
+		s.hub.stats.SlowDisconnects.Add(1)
+		s.hub.stats.countDisconnect(DisconnectSlowConsumer.Name)
+	}
 	s.closing = true
 	clear(s.queue)
 	s.queue, s.spare, s.writing = nil, nil, false

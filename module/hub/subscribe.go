@@ -239,6 +239,9 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 			}
 		}
 		for _, e := range events {
+			if e.Exclude != "" && e.Exclude == s.id {
+				continue
+			}
 			if !s.queueReplay(e.Wire(s.codec)) {
 				return true
 			}

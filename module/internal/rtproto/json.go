@@ -61,6 +61,45 @@ func ErrorJSON(e hub.ErrorMessage) []byte {
 	return marshal(errorMessage{Type: "realtime:error", Code: e.Code, Message: e.Message, Channel: e.Channel})
 }
 
+type presenceMessage struct {
+	Type    string       `json:"type"`
+	Channel string       `json:"channel"`
+	Count   int          `json:"count"`
+	Members []hub.Member `json:"members,omitempty"` // absent above the member limit
+}
+
+type memberMessage struct {
+	Type    string     `json:"type"`
+	Channel string     `json:"channel"`
+	Member  hub.Member `json:"member"`
+	Count   int        `json:"count"`
+}
+
+type countMessage struct {
+	Type    string `json:"type"`
+	Channel string `json:"channel"`
+	Count   int    `json:"count"`
+}
+
+// PresenceJSON is the realtime:presence snapshot.
+func PresenceJSON(channel string, p hub.PresenceSnapshot) []byte {
+	m := presenceMessage{Type: "realtime:presence", Channel: channel, Count: p.Count, Members: p.Members}
+	if p.Members != nil && len(p.Members) == 0 {
+		m.Members = []hub.Member{} // an empty channel lists no one, rather than counts only
+	}
+	return marshal(m)
+}
+
+// MemberJSON is realtime:member_added or realtime:member_removed.
+func MemberJSON(typ, channel string, m hub.Member, count int) []byte {
+	return marshal(memberMessage{Type: typ, Channel: channel, Member: m, Count: count})
+}
+
+// PresenceCountJSON is the realtime:presence_count message.
+func PresenceCountJSON(channel string, count int) []byte {
+	return marshal(countMessage{Type: "realtime:presence_count", Channel: channel, Count: count})
+}
+
 // PongJSON is the realtime:pong message.
 var PongJSON = []byte(`{"type":"realtime:pong"}`)
 

@@ -46,6 +46,26 @@ func (WebSocket) KeepAlive() []byte { return pingFrame }
 // Close implements hub.Codec.
 func (WebSocket) Close(d hub.Disconnect) []byte { return wsframe.Close(d.Code, d.Reason) }
 
+// Presence implements hub.Codec.
+func (WebSocket) Presence(ch string, p hub.PresenceSnapshot) []byte {
+	return wsframe.Text(PresenceJSON(ch, p))
+}
+
+// MemberAdded implements hub.Codec.
+func (WebSocket) MemberAdded(ch string, m hub.Member, count int) []byte {
+	return wsframe.Text(MemberJSON("realtime:member_added", ch, m, count))
+}
+
+// MemberRemoved implements hub.Codec.
+func (WebSocket) MemberRemoved(ch string, m hub.Member, count int) []byte {
+	return wsframe.Text(MemberJSON("realtime:member_removed", ch, m, count))
+}
+
+// PresenceCount implements hub.Codec.
+func (WebSocket) PresenceCount(ch string, count int) []byte {
+	return wsframe.Text(PresenceCountJSON(ch, count))
+}
+
 var (
 	pongFrame = wsframe.Text(PongJSON)
 	pingFrame = wsframe.Ping()
