@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
 )
@@ -101,20 +104,20 @@ func (l *Log) appender() {
 	}
 }
 
-// runGroup appends the publications of several calls in one script.
+// runGroup appends the publications of several calls in one script, by
+// the earliest of their deadlines (every call has one: Append sees to it).
 func (l *Log) runGroup(calls []*appendCall) {
-	ctx := l.ctx
 	var deadline time.Time
 	for _, c := range calls {
 		if d, ok := c.ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 			deadline = d
 		}
 	}
-	if !deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
+	if deadline.IsZero() {
+		deadline = time.Now().Add(appendTimeout)
 	}
+	ctx, cancel := context.WithDeadline(l.ctx, deadline)
+	defer cancel()
 	var pubs []*hub.Publication
 	if len(calls) == 1 {
 		pubs = calls[0].pubs
@@ -123,7 +126,7 @@ func (l *Log) runGroup(calls []*appendCall) {
 			pubs = append(pubs, c.pubs...)
 		}
 	}
-	out, err := l.appendPubs(ctx, pubs)
+	out, err := l.appendPubs(ctx, deadline, pubs)
 	for _, c := range calls {
 		if err != nil {
 			c.err = err
@@ -134,8 +137,22 @@ func (l *Log) runGroup(calls []*appendCall) {
 	}
 }
 
-// appendPubs runs the append script.
-func (l *Log) appendPubs(ctx context.Context, pubs []*hub.Publication) ([]hub.Appended, error) {
+// errFenced is the answer to an append that Redis refused because it ran
+// the script after its fence: nothing of it was applied.
+var errFenced = errors.New("redis append: Redis ran the append after its deadline and applied nothing")
+
+// appendPubs runs the append script, fenced so that Redis applies nothing
+// once the node may have given up on it (see fence.go).
+func (l *Log) appendPubs(ctx context.Context, deadline time.Time, pubs []*hub.Publication) ([]hub.Appended, error) {
+	if l.clock.best() == nil {
+		// No TIME reply yet (Redis was down at Start): learn the clock
+		// first, so that the script has a fence.
+		now, err := l.rdb.Time(ctx).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redis append: %w", err)
+		}
+		l.clock.observe(now, time.Now())
+	}
 	keys := []string{l.stream, l.meta}
 	size, ttl := l.size.Load(), time.Duration(l.ttl.Load())
 	idTTL := ttl
@@ -146,8 +163,8 @@ func (l *Log) appendPubs(ctx context.Context, pubs []*hub.Publication) ([]hub.Ap
 	if ttl > 0 {
 		maxAge = (ttl + ageGrace).Milliseconds()
 	}
-	args := make([]any, 0, 5+len(pubs)*7)
-	args = append(args, hub.NewEpoch(), size+readerSlack, maxAge, max(idTTL.Milliseconds(), 1), len(pubs))
+	args := make([]any, 0, 6+len(pubs)*7)
+	args = append(args, l.clock.fence(time.Now(), deadline), hub.NewEpoch(), size+readerSlack, maxAge, max(idTTL.Milliseconds(), 1), len(pubs))
 	for _, p := range pubs {
 		if p.ID != "" {
 			keys = append(keys, l.idKey+p.ID)
@@ -159,16 +176,25 @@ func (l *Log) appendPubs(ctx context.Context, pubs []*hub.Publication) ([]hub.Ap
 		args = append(args, p.Type, string(p.Payload), p.Timestamp)
 	}
 	res, err := appendScript.Run(ctx, l.rdb, keys, args...).Slice()
+	received := time.Now()
+	if err != nil && goredis.HasErrorPrefix(err, "FENCED") {
+		if f := strings.Fields(err.Error()); len(f) == 3 {
+			l.clock.observe(redisTime(f[1], f[2]), received)
+		}
+		return nil, errFenced
+	}
 	if err != nil {
 		return nil, fmt.Errorf("redis append: %w", err)
 	}
-	if len(res) != len(pubs)+1 {
+	if len(res) != len(pubs)+3 {
 		return nil, fmt.Errorf("redis append: unexpected reply of %d items", len(res))
 	}
 	epoch, _ := res[0].(string)
+	l.clock.observe(redisTime(res[1], res[2]), received)
+	res = res[3:]
 	out := make([]hub.Appended, len(pubs))
 	for i, p := range pubs {
-		r, ok := res[i+1].([]any)
+		r, ok := res[i].([]any)
 		if !ok || len(r) < 1 {
 			return nil, errors.New("redis append: unexpected reply")
 		}

@@ -112,6 +112,9 @@ type Log struct {
 	// batches hands what the fetcher read to the deliverer, in order.
 	batches chan *batch
 
+	// clock estimates Redis's clock, for the append fence.
+	clock redisClock
+
 	health atomic.Pointer[health]
 	gaps   atomic.Int64
 }

@@ -20,7 +20,13 @@ func (l *Log) read(ctx context.Context, after *hub.Position, upTo string, count 
 	if err != nil {
 		return nil, err
 	}
-	return decodeSnapshot(res)
+	received := time.Now()
+	s, err := decodeSnapshot(res)
+	if err != nil {
+		return nil, err
+	}
+	l.clock.observe(s.now, received)
+	return s, nil
 }
 
 // Range implements hub.Log over XRANGE: the entries after `after` up to

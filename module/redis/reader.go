@@ -127,8 +127,12 @@ func (l *Log) readStream() error {
 	pipe := l.rdb.Pipeline()
 	xr := pipe.Do(ctx, "XREAD", "COUNT", l.batch, "BLOCK", l.block.Milliseconds(), "STREAMS", l.stream, formatID(l.fPos))
 	me := pipe.HGet(ctx, l.meta, "epoch")
+	tm := pipe.Time(ctx) // for the append fence: runs when XREAD returns
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return err
+	}
+	if now, err := tm.Result(); err == nil {
+		l.clock.observe(now, time.Now())
 	}
 	if cur, err := me.Result(); err != nil && !errors.Is(err, goredis.Nil) {
 		return err
