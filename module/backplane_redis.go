@@ -45,7 +45,7 @@ func (r *RedisBackplane) Provision(caddy.Context) error {
 		// Never a silent in-memory hub where a backplane was asked for.
 		return errors.New("redis: the URL is empty after placeholder expansion (is its environment variable set?)")
 	}
-	_, _, err := parseRedisURL(r.url)
+	_, err := realtimeredis.ParseURL(r.url)
 	return err
 }
 
@@ -55,18 +55,12 @@ func (r *RedisBackplane) Identity() string { return "redis\x00" + r.url }
 
 // NewLog implements Backplane.
 func (r *RedisBackplane) NewLog(hubName string, size int, ttl time.Duration, logger *zap.Logger) (hub.Log, error) {
-	opts, prefix, err := parseRedisURL(r.url)
+	c, err := realtimeredis.ParseURL(r.url)
 	if err != nil {
 		return nil, err
 	}
-	return realtimeredis.New(realtimeredis.Config{
-		Client: opts,
-		Prefix: prefix,
-		Hub:    hubName,
-		Size:   size,
-		TTL:    ttl,
-		Logger: logger,
-	})
+	c.Hub, c.Size, c.TTL, c.Logger = hubName, size, ttl, logger
+	return realtimeredis.New(c)
 }
 
 var (

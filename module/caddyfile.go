@@ -52,7 +52,9 @@ func (h *WSHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_connections":
 			h.MaxConnections, err = positiveInt(d, label)
 		case "max_connections_per_ip":
-			h.MaxConnectionsPerIP, err = intArg(d, label, 0)
+			var n int
+			n, err = intArg(d, label, 0)
+			h.MaxConnectionsPerIP = &n
 		case "max_subscriptions":
 			h.MaxSubscriptions, err = positiveInt(d, label)
 		case "max_message_size":

@@ -42,11 +42,13 @@ type WSHandler struct {
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 	// MaxConnections caps this handler's connections to the hub on this
 	// node. Deprecated: set max_connections in the hub's settings, which
-	// bound every endpoint of the hub.
+	// bound every endpoint of the hub. When either is set here, the two
+	// replace the hub's limits for this handler's connections.
 	MaxConnections int `json:"max_connections,omitempty"`
 	// MaxConnectionsPerIP caps one address's connections through this
-	// handler. Deprecated: set max_connections_per_ip in the hub's settings.
-	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
+	// handler (0 is unlimited). Deprecated: set max_connections_per_ip in
+	// the hub's settings.
+	MaxConnectionsPerIP *int `json:"max_connections_per_ip,omitempty"`
 	// MaxSubscriptions per connection. Default 100.
 	MaxSubscriptions int `json:"max_subscriptions,omitempty"`
 	// MaxMessageSize bounds client messages, in bytes. Default 4096.
@@ -93,18 +95,16 @@ func (h *WSHandler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	if h.MaxConnections > 0 || h.MaxConnectionsPerIP > 0 {
+	if h.MaxConnections > 0 || h.MaxConnectionsPerIP != nil {
 		h.logger.Warn("realtime_ws: max_connections and max_connections_per_ip are deprecated here; set them in the hub's settings (realtime { hub NAME { max_connections N } }), which bound every endpoint of the hub",
 			zap.String("hub", h.Hub))
 	}
 	p := &hub.Policy{
 		DefaultChannels:     h.DefaultChannels,
 		Private:             h.Private,
-		MaxConnections:      h.MaxConnections,
-		MaxConnectionsPerIP: h.MaxConnectionsPerIP,
-		MaxSubscriptions:    h.MaxSubscriptions,
-		SendQueue:           h.SendQueue,
-		PingInterval:        time.Duration(h.PingInterval),
+		MaxSubscriptions: h.MaxSubscriptions,
+		SendQueue:        h.SendQueue,
+		PingInterval:     time.Duration(h.PingInterval),
 	}
 	if h.TokenSecret != "" {
 		secret := caddy.NewReplacer().ReplaceAll(h.TokenSecret, "")
@@ -132,6 +132,16 @@ func (h *WSHandler) Provision(ctx caddy.Context) error {
 	}
 	if h.hub, err = app.Hub(h.Hub); err != nil {
 		return fmt.Errorf("realtime_ws: %v", err)
+	}
+	if h.MaxConnections > 0 || h.MaxConnectionsPerIP != nil {
+		lim := h.hub.Limits()
+		if h.MaxConnections > 0 {
+			lim.MaxConnections = h.MaxConnections
+		}
+		if h.MaxConnectionsPerIP != nil {
+			lim.MaxConnectionsPerIP = *h.MaxConnectionsPerIP
+		}
+		p.Limits = &lim
 	}
 	return nil
 }
@@ -165,7 +175,7 @@ func (h *WSHandler) Validate() error {
 	switch {
 	case h.MaxConnections < 0:
 		return errors.New("realtime_ws: max_connections must be positive")
-	case h.MaxConnectionsPerIP < 0:
+	case h.MaxConnectionsPerIP != nil && *h.MaxConnectionsPerIP < 0:
 		return errors.New("realtime_ws: max_connections_per_ip must be 0 (unlimited) or positive")
 	case h.MaxSubscriptions < 0:
 		return errors.New("realtime_ws: max_subscriptions must be positive")

@@ -14,11 +14,10 @@ type Policy struct {
 	DefaultChannels []string
 	Private         []string      // patterns of channels that need a token, beyond private-*
 	Tokens          TokenVerifier // nil: no private channels
-	// MaxConnections and MaxConnectionsPerIP cap this endpoint's sessions
-	// on top of the hub's limits; 0 is no cap. They are the deprecated
-	// per-handler spelling of the hub's limits.
-	MaxConnections      int
-	MaxConnectionsPerIP int
+	// Limits, when set, replace the hub's limits for this endpoint's
+	// sessions: the deprecated per-handler spelling of the hub's
+	// max_connections and max_connections_per_ip.
+	Limits *Limits
 	MaxSubscriptions    int // per session; 0 = unlimited
 	SendQueue           int // events queued per session before it is a slow consumer
 	PingInterval        time.Duration

@@ -120,19 +120,29 @@ func (h *Hub) Publish(ctx context.Context, pubs []*Publication) ([]Appended, err
 	return out, nil
 }
 
-// admit counts a new session against the hub's limits and the endpoint's
-// caps (0 means none).
+// Limits returns the hub's limits.
+func (h *Hub) Limits() Limits {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.limits
+}
+
+// admit counts a new session against the hub's limits, or the endpoint's
+// own when it has them (0 means unlimited).
 func (h *Hub) admit(s *Session, ip string, p *Policy) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return ErrClosed
 	}
-	over := func(limit, n int) bool { return limit > 0 && n >= limit }
-	if over(h.limits.MaxConnections, len(h.sessions)) || over(p.MaxConnections, len(h.sessions)) {
+	lim := h.limits
+	if p.Limits != nil {
+		lim = *p.Limits
+	}
+	if lim.MaxConnections > 0 && len(h.sessions) >= lim.MaxConnections {
 		return ErrTooManyConnections
 	}
-	if ip != "" && (over(h.limits.MaxConnectionsPerIP, h.perIP[ip]) || over(p.MaxConnectionsPerIP, h.perIP[ip])) {
+	if ip != "" && lim.MaxConnectionsPerIP > 0 && h.perIP[ip] >= lim.MaxConnectionsPerIP {
 		return ErrTooManyConnectionsPerIP
 	}
 	h.sessions[s] = struct{}{}

@@ -233,23 +233,29 @@ func TestConnectionLimits(t *testing.T) {
 	}
 }
 
-// An endpoint's own caps (the deprecated per-handler spelling) apply on top
-// of the hub's limits.
-func TestEndpointCaps(t *testing.T) {
+// An endpoint's own limits (the deprecated per-handler spelling) replace
+// the hub's for its sessions, both ways: tighter, or unlimited.
+func TestEndpointLimits(t *testing.T) {
 	h, _ := newTestHub(t, 10)
-	h.SetLimits(Limits{MaxConnections: 100, MaxConnectionsPerIP: 100})
+	h.SetLimits(Limits{MaxConnections: 100, MaxConnectionsPerIP: 1})
 	p := testPolicy()
-	p.MaxConnections, p.MaxConnectionsPerIP = 2, 1
+	p.Limits = &Limits{MaxConnections: 3, MaxConnectionsPerIP: 2}
+	connectFrom(t, h, p, "10.0.0.1", ConnectOptions{})
 	connectFrom(t, h, p, "10.0.0.1", ConnectOptions{})
 	if _, err := h.Admit(p, testCodec{}, "10.0.0.1"); err != ErrTooManyConnectionsPerIP {
-		t.Fatalf("second from one IP: err = %v, want ErrTooManyConnectionsPerIP", err)
+		t.Fatalf("third from one IP: err = %v, want ErrTooManyConnectionsPerIP", err)
 	}
 	connectFrom(t, h, p, "10.0.0.2", ConnectOptions{})
 	if _, err := h.Admit(p, testCodec{}, "10.0.0.3"); err != ErrTooManyConnections {
-		t.Fatalf("third: err = %v, want ErrTooManyConnections", err)
+		t.Fatalf("fourth: err = %v, want ErrTooManyConnections", err)
 	}
-	if _, err := h.Admit(testPolicy(), testCodec{}, "10.0.0.3"); err != nil {
-		t.Fatalf("another endpoint without caps: err = %v, want room", err)
+	if _, err := h.Admit(testPolicy(), testCodec{}, "10.0.0.1"); err != ErrTooManyConnectionsPerIP {
+		t.Fatalf("another endpoint with the hub's limits: err = %v, want ErrTooManyConnectionsPerIP", err)
+	}
+	unlimited := testPolicy()
+	unlimited.Limits = &Limits{}
+	if _, err := h.Admit(unlimited, testCodec{}, "10.0.0.1"); err != nil {
+		t.Fatalf("an endpoint with max_connections_per_ip 0: err = %v, want room", err)
 	}
 }
 

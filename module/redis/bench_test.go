@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
+	"github.com/wprealtime/caddy-realtime/module/internal/rtproto"
 )
 
 // countingConn is a hub.Transport that only counts frames, so the benchmark
 // measures the hub and its log, not a network.
 type countingConn struct{ frames atomic.Int64 }
 
-func (c *countingConn) WriteFrames(f [][]byte) error { c.frames.Add(int64(len(f))); return nil }
+func (c *countingConn) Write(f [][]byte) error { c.frames.Add(int64(len(f))); return nil }
 func (c *countingConn) Close() error                 { return nil }
 
 // BenchmarkFanOut compares fan-out through the Redis log with the in-memory
@@ -37,16 +38,16 @@ func BenchmarkFanOut(b *testing.B) {
 }
 
 func benchFanOut(b *testing.B, log hub.Log, n int) {
-	h, err := hub.New("bench", log, nil)
-	if err != nil {
+	h := hub.New("bench", log)
+	if err := h.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer h.Close(hub.CloseGoingAway, "", 0, 0)
+	defer h.Close(hub.DisconnectShutdown, 0, 0)
 	p := &hub.Policy{SendQueue: 1 << 20, MaxSubscriptions: 10}
 	conns := make([]*countingConn, n)
 	for i := range conns {
 		conns[i] = &countingConn{}
-		if _, err := h.Connect(conns[i], p, hub.ConnectOptions{Channels: []string{"bench"}}); err != nil {
+		if _, err := h.Connect(conns[i], p, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"bench"}}); err != nil {
 			b.Fatal(err)
 		}
 	}

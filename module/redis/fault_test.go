@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
+	"github.com/wprealtime/caddy-realtime/module/internal/rtproto"
 )
 
 // A node started while Redis is down starts, hands out usable cursors, and
@@ -17,16 +18,16 @@ func TestFaultNodeStartsWhileRedisDown(t *testing.T) {
 	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	a := newTestLog(t, addr, "fault:", 100, time.Hour)
-	h, err := hub.New("test", a, nil)
-	if err != nil {
+	h := hub.New("test", a)
+	if err := h.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close(hub.CloseGoingAway, "", 0, time.Second)
+	defer h.Close(hub.DisconnectShutdown, 0, time.Second)
 	if up, _ := a.Healthy(); up {
 		t.Fatal("healthy without Redis")
 	}
 	conn := &fakeConn{}
-	if _, err := h.Connect(conn, &hub.Policy{SendQueue: 256}, hub.ConnectOptions{Channels: []string{"c"}}); err != nil {
+	if _, err := h.Connect(conn, &hub.Policy{SendQueue: 256}, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"c"}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "welcome", 5*time.Second, func() bool { return conn.find("realtime:welcome") != nil })
@@ -47,7 +48,7 @@ func TestFaultNodeStartsWhileRedisDown(t *testing.T) {
 	// The cursor handed out before Redis was reached cannot be proved
 	// complete: recovered:false, not a guess.
 	c2 := &fakeConn{}
-	if _, err := h.Connect(c2, &hub.Policy{SendQueue: 256}, hub.ConnectOptions{Channels: []string{"c"}, Since: w["cursor"].(string)}); err != nil {
+	if _, err := h.Connect(c2, &hub.Policy{SendQueue: 256}, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"c"}, Since: w["cursor"].(string)}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "subscribed", 5*time.Second, func() bool { return c2.find("realtime:subscribed") != nil })
@@ -65,21 +66,21 @@ func TestFaultRedisKilledAndRestartedEmpty(t *testing.T) {
 	srv := startServer(t, 0)
 	la := newTestLog(t, srv.Addr(), "fault:", 1000, time.Hour)
 	lb := newTestLog(t, srv.Addr(), "fault:", 1000, time.Hour)
-	ha, err := hub.New("test", la, nil)
-	if err != nil {
+	ha := hub.New("test", la)
+	if err := ha.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer ha.Close(hub.CloseGoingAway, "", 0, time.Second)
-	hb, err := hub.New("test", lb, nil)
-	if err != nil {
+	defer ha.Close(hub.DisconnectShutdown, 0, time.Second)
+	hb := hub.New("test", lb)
+	if err := hb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer hb.Close(hub.CloseGoingAway, "", 0, time.Second)
+	defer hb.Close(hub.DisconnectShutdown, 0, time.Second)
 	p := &hub.Policy{SendQueue: 4096}
 	var conns []*fakeConn
 	for _, h := range []*hub.Hub{ha, hb, ha, hb} {
 		c := &fakeConn{}
-		if _, err := h.Connect(c, p, hub.ConnectOptions{Channels: []string{"c"}}); err != nil {
+		if _, err := h.Connect(c, p, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"c"}}); err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
@@ -191,7 +192,7 @@ func TestFaultRedisKilledAndRestartedEmpty(t *testing.T) {
 	}
 	// A cursor of the lost epoch resumes with recovered:false.
 	c := &fakeConn{}
-	if _, err := hb.Connect(c, p, hub.ConnectOptions{Channels: []string{"c"}, Since: oldCursor}); err != nil {
+	if _, err := hb.Connect(c, p, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"c"}, Since: oldCursor}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "subscribed", 5*time.Second, func() bool { return c.find("realtime:subscribed") != nil })
@@ -202,7 +203,7 @@ func TestFaultRedisKilledAndRestartedEmpty(t *testing.T) {
 	evs := conns[0].events()
 	mid := evs[len(evs)-3]["cursor"].(string)
 	c = &fakeConn{}
-	if _, err := ha.Connect(c, p, hub.ConnectOptions{Channels: []string{"c"}, Since: mid}); err != nil {
+	if _, err := ha.Connect(c, p, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"c"}, Since: mid}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "replay", 5*time.Second, func() bool { return len(c.events()) == 2 })

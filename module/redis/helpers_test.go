@@ -177,7 +177,7 @@ type fakeConn struct {
 	frames int64
 }
 
-func (c *fakeConn) WriteFrames(frames [][]byte) error {
+func (c *fakeConn) Write(frames [][]byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range frames {

@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
+	"github.com/wprealtime/caddy-realtime/module/internal/rtproto"
 )
 
 // Two nodes on one stream deliver the same events in the same order, with
@@ -368,23 +369,23 @@ func TestHubResumeOnOtherNode(t *testing.T) {
 	prefix := uniquePrefix(t, testAddr())
 	la := newTestLog(t, testAddr(), prefix, 100, time.Hour)
 	lb := newTestLog(t, testAddr(), prefix, 100, time.Hour)
-	ha, err := hub.New("test", la, nil)
-	if err != nil {
+	ha := hub.New("test", la)
+	if err := ha.Start(); err != nil {
 		t.Fatal(err)
 	}
-	hb, err := hub.New("test", lb, nil)
-	if err != nil {
+	hb := hub.New("test", lb)
+	if err := hb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer ha.Close(hub.CloseGoingAway, "", 0, time.Second)
-	defer hb.Close(hub.CloseGoingAway, "", 0, time.Second)
+	defer ha.Close(hub.DisconnectShutdown, 0, time.Second)
+	defer hb.Close(hub.DisconnectShutdown, 0, time.Second)
 	p := &hub.Policy{SendQueue: 256, MaxSubscriptions: 10}
 	ca, cb := &fakeConn{}, &fakeConn{}
-	sa, err := ha.Connect(ca, p, hub.ConnectOptions{Channels: []string{"news"}})
+	sa, err := ha.Connect(ca, p, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"news"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hb.Connect(cb, p, hub.ConnectOptions{Channels: []string{"news"}}); err != nil {
+	if _, err := hb.Connect(cb, p, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"news"}}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -410,7 +411,7 @@ func TestHubResumeOnOtherNode(t *testing.T) {
 	}
 	waitFor(t, "node B to read", 5*time.Second, func() bool { return len(cb.events()) == 7 })
 	cr := &fakeConn{}
-	if _, err := hb.Connect(cr, p, hub.ConnectOptions{Channels: []string{"news"}, Since: last}); err != nil {
+	if _, err := hb.Connect(cr, p, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"news"}, Since: last}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ha.Publish(ctx, []*hub.Publication{pub("news", "after", "")}); err != nil {
@@ -428,7 +429,7 @@ func TestHubResumeOnOtherNode(t *testing.T) {
 	}
 	// An old-epoch or foreign cursor: recovered:false.
 	cf := &fakeConn{}
-	if _, err := hb.Connect(cf, p, hub.ConnectOptions{Channels: []string{"news"}, Since: "zzzz-1-0"}); err != nil {
+	if _, err := hb.Connect(cf, p, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"news"}, Since: "zzzz-1-0"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "subscribed", 5*time.Second, func() bool { return cf.find("realtime:subscribed") != nil })
@@ -438,7 +439,7 @@ func TestHubResumeOnOtherNode(t *testing.T) {
 	// The welcome cursor is a usable since on the other node.
 	welcome := cb.find("realtime:welcome")["cursor"].(string)
 	cw := &fakeConn{}
-	if _, err := ha.Connect(cw, p, hub.ConnectOptions{Channels: []string{"news"}, Since: welcome}); err != nil {
+	if _, err := ha.Connect(cw, p, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"news"}, Since: welcome}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "replay from welcome cursor", 5*time.Second, func() bool { return len(cw.events()) == 8 })
@@ -548,13 +549,13 @@ func TestPartitionGap(t *testing.T) {
 	a := newTestLog(t, testAddr(), prefix, 5, time.Hour)
 	b := newTestLog(t, pr.addr(), prefix, 5, time.Hour)
 	startRecorder(t, a)
-	hb, err := hub.New("test", b, nil)
-	if err != nil {
+	hb := hub.New("test", b)
+	if err := hb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer hb.Close(hub.CloseGoingAway, "", 0, time.Second)
+	defer hb.Close(hub.DisconnectShutdown, 0, time.Second)
 	conn := &fakeConn{}
-	if _, err := hb.Connect(conn, &hub.Policy{SendQueue: 4096}, hub.ConnectOptions{Channels: []string{"c"}}); err != nil {
+	if _, err := hb.Connect(conn, &hub.Policy{SendQueue: 4096}, rtproto.WebSocket{}, "", hub.ConnectOptions{Channels: []string{"c"}}); err != nil {
 		t.Fatal(err)
 	}
 	appendOne(t, a, pub("c", "first", ""))
@@ -571,7 +572,7 @@ func TestPartitionGap(t *testing.T) {
 	}
 	pr.setCut(false)
 	waitFor(t, "gap reported", 10*time.Second, func() bool { return b.Gaps() == 1 })
-	waitFor(t, "session closed with 1012", 5*time.Second, func() bool { return conn.closeCode() == hub.CloseServiceRestart })
+	waitFor(t, "session closed with 1012", 5*time.Second, func() bool { return conn.closeCode() == hub.DisconnectGap.Code })
 }
 
 // The fan-out order is the same as the append order under concurrency:

@@ -46,7 +46,11 @@ func fewestGoroutines(d time.Duration) int {
 // config that names no hub: every hub is destroyed, its clients get 1001,
 // and no goroutine of the module or the engine is left behind.
 func TestNoGoroutineOutlivesCleanup(t *testing.T) {
-	loadConfig(t, `{`+globalOptions+`}
+	loadConfig(t, `{`+globalOptions+`
+	realtime {
+		hub leak
+	}
+}
 `+httpBase+` {
 	realtime_ws /leak/ws {
 		hub leak

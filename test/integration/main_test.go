@@ -114,7 +114,19 @@ func setup() error {
 	grace_period 1ns
 	default_bind 127.0.0.1
 `, adminPort, storageDir, httpPort, httpsPort)
-	mainConfig = `{` + globalOptions + `}
+	mainConfig = `{` + globalOptions + `
+	realtime {
+		hub capped {
+			max_connections 2
+		}
+		hub perip {
+			max_connections_per_ip 2
+		}
+		hub slow
+		hub pinghub
+		hub stats
+	}
+}
 
 ` + httpBase + ` {
 	realtime_ws /realtime/ws {
@@ -132,11 +144,9 @@ func setup() error {
 	}
 	realtime_ws /ws/capped {
 		hub capped
-		max_connections 2
 	}
 	realtime_ws /ws/perip {
 		hub perip
-		max_connections_per_ip 2
 	}
 	realtime_ws /ws/slow {
 		hub slow

@@ -116,6 +116,7 @@ type hubStats struct {
 	Replayed        int64  `json:"replayed"`
 	FailedRecovery  int64  `json:"failed_recoveries"`
 	SlowDisconnects int64  `json:"slow_consumer_disconnects"`
+	Lagged          int64  `json:"lagged"`
 }
 
 // hubs returns GET /realtime/hubs by hub name.

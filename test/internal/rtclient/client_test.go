@@ -17,7 +17,7 @@ var script = []struct {
 	data string
 }{
 	{websocket.TextMessage, `{"type":"realtime:welcome","connection_id":"c1","cursor":"e-0-0","ping_interval":30}`},
-	{websocket.TextMessage, `{"type":"realtime:subscribed","channel":"news","recovered":false}`},
+	{websocket.TextMessage, `{"type":"realtime:subscribed","channel":"news"}`},
 	{websocket.TextMessage, `{"type":"tick","channel":"news","cursor":"e-1-0","payload":{"n":1}}`},
 	{websocket.BinaryMessage, `{"type":"tick"}`},
 	{websocket.TextMessage, `not json`},

@@ -1,39 +1,39 @@
-package module
+package redis
 
 import (
 	"errors"
 	"net/url"
 
 	goredis "github.com/redis/go-redis/v9"
-
-	realtimeredis "github.com/wprealtime/caddy-realtime/module/redis"
 )
 
-// parseRedisURL reads the `redis` option of a hub:
+// ParseURL reads the Redis URL of a hub and returns a Config with its
+// Client and Prefix set (the caller adds the hub's name, limits and
+// logger):
 //
 //	redis://[[user]:password@]host[:port][/db][?prefix=<p>&<option>=<v>...]
 //	rediss://...   the same over TLS (the host name is verified)
-//	unix:///path/to/redis.sock?db=<n>&prefix=<p>   (JSON config only)
+//	unix:///path/to/redis.sock?db=<n>&prefix=<p>
 //
 // prefix is put before every key (default "realtime:"), so several sites can
 // share one Redis and DB: give each its own. Other query options are
 // go-redis's (pool_size, dial_timeout, read_timeout, skip_verify, ...); the
-// timeouts default to 1 s (dial) and 2 s (read, write) so that a publish
-// fails within its 2 s when Redis does not answer.
+// timeouts default to 1 s (dial) and 2 s (read, write) in New so that a
+// publish fails within its 2 s when Redis does not answer.
 //
 // Errors never contain the URL: it may hold a password.
-func parseRedisURL(raw string) (*goredis.Options, string, error) {
+func ParseURL(raw string) (Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, "", errors.New("redis: the URL does not parse")
+		return Config{}, errors.New("redis: the URL does not parse")
 	}
 	q := u.Query()
-	prefix := realtimeredis.DefaultPrefix
+	prefix := DefaultPrefix
 	if q.Has("prefix") {
 		prefix = q.Get("prefix")
 		q.Del("prefix")
 		if err := checkPrefix(prefix); err != nil {
-			return nil, "", err
+			return Config{}, err
 		}
 	}
 	u.RawQuery = q.Encode()
@@ -41,11 +41,11 @@ func parseRedisURL(raw string) (*goredis.Options, string, error) {
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			return nil, "", errors.New("redis: the URL does not parse")
+			return Config{}, errors.New("redis: the URL does not parse")
 		}
-		return nil, "", err // go-redis names the field, never the password
+		return Config{}, err // go-redis names the field, never the password
 	}
-	return opts, prefix, nil
+	return Config{Client: opts, Prefix: prefix}, nil
 }
 
 // checkPrefix allows 1..64 characters of A-Z a-z 0-9 : _ . - /, so that a

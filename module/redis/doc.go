@@ -1,0 +1,74 @@
+// Package redis is the Redis backplane of caddy-realtime: a hub.Log over one
+// Redis stream per hub, shared by every node that names the same Redis, key
+// prefix and hub.
+//
+// Keys (P is the prefix, H the hub name, in braces so that they share a
+// cluster slot):
+//
+//	P{H}:stream   the events, one entry per event and channel
+//	P{H}:meta     epoch, trim floor, last entry ID, event count, epoch base
+//	P{H}:id:<id>  an idempotency key, kept for history_ttl
+//
+// Appends run as one Lua script (lua/append.lua): the idempotency keys are
+// checked and set and the entries added atomically, then the stream is
+// trimmed. An append carries a fence in Redis's clock and applies nothing
+// when Redis runs it too late, so that an append whose caller was answered
+// with an error (Redis stalled past the 2 s bound) cannot appear later
+// (fence.go says when it still can). Every node reads the stream from its
+// last position with a reader and delivers the events to its hub in stream
+// order, so all nodes deliver the same events in the same order, and a
+// cursor (the epoch and the entry ID) means the same on every node.
+//
+// An epoch is one lifetime of the stream: when Redis loses the meta hash or
+// the stream (restart without persistence, FLUSHALL, eviction) the next
+// script starts a new epoch, and cursors of the old one resume with
+// recovered:false instead of a silent gap.
+//
+// # Files
+//
+//	log.go      Config, the Log type, New, Start, Close, Head
+//	append.go   Append and the appender (group commit)
+//	fence.go    the append fence: Redis's clock, estimated from TIME replies
+//	reader.go   the fetcher and the deliverer
+//	range.go    Range (resume reads) and the read script's caller
+//	codec.go    decoding replies: the stream entry decoder, IDs, records
+//	health.go   Healthy and the up/down transitions
+//	scripts.go  the Lua scripts of lua/, embedded
+//	url.go      ParseURL: the redis:// URL of a hub and its rules
+//
+// # Goroutines and what they own
+//
+// Start starts three goroutines; Close cancels l.ctx, closes the client
+// (which breaks a blocked read) and waits for them.
+//
+//   - The appender receives Append calls from l.calls (unbuffered: a call
+//     it has not received is not in Redis, so its caller can give up
+//     without a trace), takes every call already waiting into one group of
+//     at most maxGroup publications and runs one append script for the
+//     group, then closes each call's done. It owns the group in flight.
+//   - The fetcher runs a blocking XREAD after its own position (fEpoch,
+//     fPos, which only it touches), learns the epoch again when it changes,
+//     reconnects with backoff, and records the backplane's health. It sends
+//     what it read on l.batches (bounded: it waits when about maxQueued
+//     entries, in batches of Config.Batch, are not delivered yet), and
+//     reads Redis's clock with every XREAD for the append fence.
+//   - The deliverer receives from l.batches and applies each batch: it
+//     moves the delivered head (and lastN, the head's event number, for
+//     gap detection) under l.mu and hands the events to the hub.
+//   - A gap report runs onGap in a goroutine of its own (counted in l.wg),
+//     because the hub's handler closes sessions and reads the head.
+//
+// Start runs the first sync and apply itself, before these goroutines
+// exist. Append, Range and Head run on their callers' goroutines.
+//
+// # Locks
+//
+// One mutex, l.mu, guards the delivered state (epoch, pos, lastN, changed,
+// the deliver and onGap functions, started, closed). apply holds it while it
+// calls the hub's deliver function, so that Head never runs ahead of what
+// the hub was handed: l.mu comes before every lock of the hub, and the hub
+// must not call Head or Range while holding a lock its deliver takes. l.mu
+// is the log's only lock. Everything else is a channel (l.calls, l.batches,
+// l.changed), an atomic (retention, health, the gap count, running, the
+// clock estimate of the append fence) or owned by one goroutine.
+package redis
