@@ -100,8 +100,8 @@ func (h *WSHandler) Provision(ctx caddy.Context) error {
 			zap.String("hub", h.Hub))
 	}
 	p := &hub.Policy{
-		DefaultChannels:     h.DefaultChannels,
-		Private:             h.Private,
+		DefaultChannels:  h.DefaultChannels,
+		Private:          h.Private,
 		MaxSubscriptions: h.MaxSubscriptions,
 		SendQueue:        h.SendQueue,
 		PingInterval:     time.Duration(h.PingInterval),

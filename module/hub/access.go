@@ -17,10 +17,10 @@ type Policy struct {
 	// Limits, when set, replace the hub's limits for this endpoint's
 	// sessions: the deprecated per-handler spelling of the hub's
 	// max_connections and max_connections_per_ip.
-	Limits *Limits
-	MaxSubscriptions    int // per session; 0 = unlimited
-	SendQueue           int // events queued per session before it is a slow consumer
-	PingInterval        time.Duration
+	Limits           *Limits
+	MaxSubscriptions int // per session; 0 = unlimited
+	SendQueue        int // events queued per session before it is a slow consumer
+	PingInterval     time.Duration
 }
 
 // IsPrivate reports whether channel needs a token.

@@ -18,7 +18,7 @@ import (
 type countingConn struct{ frames atomic.Int64 }
 
 func (c *countingConn) Write(f [][]byte) error { c.frames.Add(int64(len(f))); return nil }
-func (c *countingConn) Close() error                 { return nil }
+func (c *countingConn) Close() error           { return nil }
 
 // BenchmarkFanOut compares fan-out through the Redis log with the in-memory
 // log: 1,000 subscribers of one channel on one node, 200-byte events
