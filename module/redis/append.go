@@ -163,7 +163,7 @@ func (l *Log) appendPubs(ctx context.Context, deadline time.Time, pubs []*hub.Pu
 	if ttl > 0 {
 		maxAge = (ttl + ageGrace).Milliseconds()
 	}
-	args := make([]any, 0, 6+len(pubs)*7)
+	args := make([]any, 0, 6+len(pubs)*9)
 	args = append(args, l.clock.fence(time.Now(), deadline), hub.NewEpoch(), size+readerSlack, maxAge, max(idTTL.Milliseconds(), 1), len(pubs))
 	for _, p := range pubs {
 		if p.ID != "" {
@@ -173,7 +173,7 @@ func (l *Log) appendPubs(ctx context.Context, deadline time.Time, pubs []*hub.Pu
 		for _, ch := range p.Channels {
 			args = append(args, ch)
 		}
-		args = append(args, p.Type, string(p.Payload), p.Timestamp)
+		args = append(args, p.Type, string(p.Payload), p.Timestamp, p.Exclude, p.UserID)
 	}
 	res, err := appendScript.Run(ctx, l.rdb, keys, args...).Slice()
 	received := time.Now()

@@ -18,6 +18,8 @@ import (
 //	p  the payload (absent: none)
 //	s  the publisher's timestamp (absent: none)
 //	i  the publisher's id (absent: none)
+//	x  a session the event must not reach (absent: none)
+//	u  the user who sent a client event (absent: none)
 
 // entry is one decoded stream entry.
 type entry struct {
@@ -58,6 +60,10 @@ func decodeEntry(r any) (entry, error) {
 			e.pub.Timestamp = v
 		case "i":
 			e.pub.ID = v
+		case "x":
+			e.pub.Exclude = v
+		case "u":
+			e.pub.UserID = v
 		}
 	}
 	if e.ch == "" {

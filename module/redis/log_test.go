@@ -78,7 +78,8 @@ func TestEventFields(t *testing.T) {
 	r := startRecorder(t, a)
 	appendOne(t, a, &hub.Publication{Channels: []string{"c"}, Type: "bare"})
 	appendOne(t, a, &hub.Publication{Channels: []string{"c"}, Type: "full", Payload: []byte(`{"x":[1,"é"]}`), Timestamp: "2026-11-26 16:00:00", ID: "id-1"})
-	waitFor(t, "deliveries", 5*time.Second, func() bool { return r.count() == 2 })
+	appendOne(t, a, &hub.Publication{Channels: []string{"c"}, Type: "client-typing", Exclude: "12.34", UserID: "42"})
+	waitFor(t, "deliveries", 5*time.Second, func() bool { return r.count() == 3 })
 	_, ev := r.snapshot()
 	if ev[0].Payload != nil || ev[0].ID != "" || ev[0].Timestamp != time.UnixMilli(int64(ev[0].Cursor.Pos.Hi)).UTC().Format(time.RFC3339) {
 		t.Fatalf("bare event: %s", ev[0].Data())
@@ -86,6 +87,9 @@ func TestEventFields(t *testing.T) {
 	want := `{"type":"full","channel":"c","cursor":"` + ev[1].Cursor.String() + `","payload":{"x":[1,"é"]},"timestamp":"2026-11-26 16:00:00","id":"id-1"}`
 	if string(ev[1].Data()) != want {
 		t.Fatalf("full event:\n got %s\nwant %s", ev[1].Data(), want)
+	}
+	if ev[2].Exclude != "12.34" || ev[2].UserID != "42" || ev[1].Exclude != "" || ev[1].UserID != "" {
+		t.Fatalf("exclusion and user id did not cross the stream: %+v / %+v", ev[2], ev[1])
 	}
 }
 

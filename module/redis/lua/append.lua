@@ -15,7 +15,8 @@
 -- MAXLEN), [4] age in ms past which entries are trimmed (0: none), [5] TTL
 -- in ms of idempotency keys, [6] number of publications, then per
 -- publication: id ("" for none), channel count, the channels, type, payload
--- ("" for none), timestamp ("" for none).
+-- ("" for none), timestamp ("" for none), excluded session ("" for none),
+-- user id ("" for none).
 --
 -- It returns {epoch, seconds, microseconds, r1, r2, ...} (Redis's clock at
 -- the second reading) where ri is
@@ -47,8 +48,8 @@ for i = 1, npubs do
   local chs = {}
   for j = 1, nch do chs[j] = ARGV[a + 1 + j] end
   a = a + 2 + nch
-  local typ, payload, ts = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  a = a + 3
+  local typ, payload, ts, excl, uid = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  a = a + 5
   local idkey = nil
   local rec = nil
   if id ~= '' then
@@ -67,6 +68,8 @@ for i = 1, npubs do
       if payload ~= '' then f[#f + 1] = 'p'; f[#f + 1] = payload end
       if ts ~= '' then f[#f + 1] = 's'; f[#f + 1] = ts end
       if id ~= '' then f[#f + 1] = 'i'; f[#f + 1] = id end
+      if excl ~= '' then f[#f + 1] = 'x'; f[#f + 1] = excl end
+      if uid ~= '' then f[#f + 1] = 'u'; f[#f + 1] = uid end
       local eid = redis.call('XADD', KEYS[1], '*', unpack(f))
       added[#added + 1] = eid
       ids[#ids + 1] = eid
