@@ -71,7 +71,7 @@ func TestFencedAppendAppliesNothing(t *testing.T) {
 	l := newTestLog(t, testAddr(), prefix, 100, time.Hour)
 	ctx := context.Background()
 	stream, meta := l.Keys()
-	err := appendScript.Run(ctx, l.rdb, []string{stream, meta}, 1, "epoch", 100, 0, 1000, 1, "", 1, "c", "t", "", "").Err()
+	err := appendScript.Run(ctx, l.rdb, []string{stream, meta}, 1, "epoch", 100, 0, 1000, 1, "", 1, "c", "t", "", "", "", "").Err()
 	if !goredis.HasErrorPrefix(err, "FENCED") {
 		t.Fatalf("script with a past fence: %v", err)
 	}
@@ -120,7 +120,7 @@ func TestFenceRollsBackMidScript(t *testing.T) {
 			for j := 0; j < channels; j++ {
 				args = append(args, fmt.Sprint("c", j))
 			}
-			args = append(args, "t", "", "")
+			args = append(args, "t", "", "", "", "")
 		}
 		return appendScript.Run(ctx, rc, keys, args...).Err()
 	}
