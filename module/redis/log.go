@@ -65,7 +65,7 @@ const maxQueued = 1 << 14
 // Log is a hub.Log over a Redis stream. See the package documentation for
 // which goroutine owns which field.
 type Log struct {
-	rdb    *goredis.Client
+	rdb    goredis.UniversalClient // one server today; Sentinel and Cluster clients fit the same field
 	stream string
 	meta   string
 	idKey  string
