@@ -1,5 +1,7 @@
 package hub
 
+import "strings"
+
 // channel is the set of live subscribers of one channel, as a slice because
 // fan-out iterates it far more often than it changes.
 type channel struct {
@@ -53,4 +55,31 @@ func (h *Hub) Channels() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.channels)
+}
+
+// SubscriberCount returns the number of live subscribers of channel on
+// this node.
+func (h *Hub) SubscriberCount(channel string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch := h.channels[channel]; ch != nil {
+		return len(ch.subs)
+	}
+	return 0
+}
+
+// OccupiedChannels returns the channels whose names start with prefix and
+// that have live subscribers on this node, with their subscriber counts.
+// It walks every channel of the hub: for occasional queries (the Pusher
+// HTTP API's channel list), not for a hot path.
+func (h *Hub) OccupiedChannels(prefix string) map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]int)
+	for name, ch := range h.channels {
+		if strings.HasPrefix(name, prefix) {
+			out[name] = len(ch.subs)
+		}
+	}
+	return out
 }

@@ -141,6 +141,16 @@ func (s *Session) Hub() *Hub { return s.hub }
 // Codec returns the session's wire format.
 func (s *Session) Codec() Codec { return s.codec }
 
+// IsSubscribed reports whether the session is subscribed to channel (live,
+// or still catching up). The Pusher protocol lets only subscribers send
+// client events to a channel.
+func (s *Session) IsSubscribed(channel string) bool {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	_, ok := s.subs[channel]
+	return ok
+}
+
 // Done is closed when the session has finished.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
