@@ -1,6 +1,6 @@
-// Package caddyfile registers the realtime_ws and realtime_broadcast
-// directives and the realtime global option with Caddy's Caddyfile adapter.
-// The modules parse their own blocks (module.*.UnmarshalCaddyfile); this
+// Package caddyfile registers the realtime_ws, realtime_broadcast and
+// realtime_pusher directives and the realtime global option with Caddy's
+// Caddyfile adapter. The modules parse their own blocks (module.*.UnmarshalCaddyfile); this
 // package places them in the Caddyfile and checks what only the whole
 // Caddyfile shows: that hubs are shared between sites only on purpose.
 package caddyfile
@@ -21,10 +21,12 @@ import (
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("realtime_ws", parseWS)
 	httpcaddyfile.RegisterHandlerDirective("realtime_broadcast", parseBroadcast)
-	// Before respond puts both ahead of php_fastcgi and file_server wherever
+	httpcaddyfile.RegisterHandlerDirective("realtime_pusher", parsePusher)
+	// Before respond puts them ahead of php_fastcgi and file_server wherever
 	// they are written, so WordPress never sees the hub's routes.
 	httpcaddyfile.RegisterDirectiveOrder("realtime_ws", httpcaddyfile.Before, "respond")
 	httpcaddyfile.RegisterDirectiveOrder("realtime_broadcast", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterDirectiveOrder("realtime_pusher", httpcaddyfile.Before, "respond")
 	httpcaddyfile.RegisterGlobalOption("realtime", parseGlobal)
 }
 
@@ -42,6 +44,14 @@ func parseBroadcast(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 		return nil, err
 	}
 	return m, checkUnnamedHub(h, "realtime_broadcast", m.Hub)
+}
+
+func parsePusher(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(module.PusherHandler)
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return m, checkUnnamedHub(h, "realtime_pusher", m.Hub)
 }
 
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
