@@ -1,7 +1,9 @@
 // Package imports_test holds the layout's import rules: the engine
 // (module/hub) knows nothing of Caddy, HTTP, Redis or gorilla, whatever
 // path an import would take to reach them, and the Redis backplane
-// (module/redis) knows nothing of Caddy. Test files do not count.
+// (module/redis) knows nothing of Caddy, nor the Pusher protocol package
+// (module/internal/pusher) of Caddy, HTTP, Redis or gorilla. Test files do
+// not count.
 package imports_test
 
 import (
@@ -26,6 +28,7 @@ var rules = []struct {
 }{
 	{"module/hub", []string{"github.com/caddyserver", "net/http", "github.com/redis", "github.com/gorilla"}},
 	{"module/redis", []string{"github.com/caddyserver"}},
+	{"module/internal/pusher", []string{"github.com/caddyserver", "net/http", "github.com/redis", "github.com/gorilla"}},
 }
 
 func TestImportRules(t *testing.T) {
