@@ -258,3 +258,8 @@ func (es *epollSet) stop() {
 }
 
 func closeFD(fd int) { syscall.Close(fd) }
+
+func writeFD(fd int, b []byte) error {
+	_, err := syscall.Write(fd, b)
+	return err
+}

@@ -19,3 +19,5 @@ func (es *epollSet) attach(r *run, s *sub, w *wsConn) error {
 func (es *epollSet) stop() {}
 
 func closeFD(fd int) {}
+
+func writeFD(fd int, b []byte) error { return errors.New("epoll reader is Linux only") }

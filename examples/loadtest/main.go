@@ -1,6 +1,8 @@
 // Command loadtest measures a realtime hub under WebSocket fan-out load: the
-// caddy-realtime module (`-target realtime`) or nginx + nchan (`-target nchan`),
-// with one load generator for both. See README.md in this directory.
+// caddy-realtime module (`-target realtime`), its Pusher protocol
+// (`-target pusher`: realtime_pusher subscribers) or nginx + nchan
+// (`-target nchan`), with one load generator for all. See README.md in this
+// directory.
 //
 //	go run ./examples/loadtest -target realtime -subs 200 -duration 2s -check
 //
@@ -9,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -66,6 +69,11 @@ type config struct {
 	slow        int
 	slowPause   time.Duration
 	slowRcvBuf  int
+
+	pusherKey     string
+	pusherSecret  string
+	pusherApp     string
+	pusherTrigger bool
 }
 
 var base = time.Now()
@@ -83,7 +91,7 @@ func realMain() int {
 		return summarizeMain(os.Args[2:], os.Stdout)
 	}
 	cfg := &config{}
-	flag.StringVar(&cfg.target, "target", "realtime", "server kind: realtime | nchan")
+	flag.StringVar(&cfg.target, "target", "realtime", "server kind: realtime | pusher (realtime_pusher subscribers) | nchan")
 	flag.StringVar(&cfg.subURL, "url", "", "subscriber WebSocket URL without query (default realtime ws://127.0.0.1:8480/ws, nchan ws://127.0.0.1:8490/sub)")
 	flag.StringVar(&cfg.pubURL, "pub-url", "", "publish URL (default realtime http://127.0.0.1:8480/pub, nchan http://127.0.0.1:8490/pub)")
 	flag.StringVar(&cfg.secret, "secret", envOr("REALTIME_SECRET", "loadtest-secret"), "realtime_broadcast secret (Bearer); env REALTIME_SECRET")
@@ -120,6 +128,10 @@ func realMain() int {
 	flag.DurationVar(&cfg.slowPause, "slow-pause", 5*time.Second, "how long the -slow subscribers stop reading")
 	flag.IntVar(&cfg.slowRcvBuf, "slow-rcvbuf", 4096, "SO_RCVBUF of the -slow subscribers, so the server notices them early")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile here")
+	flag.StringVar(&cfg.pusherKey, "pusher-key", envOr("PUSHER_APP_KEY", "loadtest-key"), "pusher: the app key (subscribers connect to /app/<key>); env PUSHER_APP_KEY")
+	flag.StringVar(&cfg.pusherSecret, "pusher-secret", envOr("PUSHER_APP_SECRET", "loadtest-pusher-secret"), "pusher: the app secret, for -pusher-trigger; env PUSHER_APP_SECRET")
+	flag.StringVar(&cfg.pusherApp, "pusher-app", envOr("PUSHER_APP_ID", "1"), "pusher: the app id, for -pusher-trigger; env PUSHER_APP_ID")
+	flag.BoolVar(&cfg.pusherTrigger, "pusher-trigger", false, "pusher: publish through the Pusher HTTP API (signed POST /apps/<id>/events, or batch_events with -batch) instead of realtime_broadcast")
 	flag.Parse()
 
 	if err := cfg.finish(); err != nil {
@@ -183,8 +195,11 @@ func envOr(k, d string) string {
 }
 
 func (c *config) finish() error {
-	if c.batch < 1 || c.batch > 100 || c.batch > 1 && c.target != "realtime" {
-		return fmt.Errorf("-batch must be 1 to 100 (the module's default max_batch), and 1 for nchan")
+	if c.batch < 1 || c.batch > 100 || c.batch > 1 && c.target == "nchan" || c.batch > 10 && c.pusherTrigger {
+		return fmt.Errorf("-batch must be 1 to 100 (the module's default max_batch), 1 for nchan, at most 10 with -pusher-trigger")
+	}
+	if c.pusherTrigger && c.target != "pusher" {
+		return fmt.Errorf("-pusher-trigger needs -target pusher")
 	}
 	switch c.target {
 	case "realtime":
@@ -194,6 +209,21 @@ func (c *config) finish() error {
 		if c.pubURL == "" {
 			c.pubURL = "http://127.0.0.1:8480/pub"
 		}
+	case "pusher":
+		if c.subURL == "" {
+			c.subURL = "ws://127.0.0.1:8480/app/" + c.pusherKey
+		}
+		if c.pubURL == "" {
+			c.pubURL = "http://127.0.0.1:8480/pub"
+			if c.pusherTrigger {
+				c.pubURL = "http://127.0.0.1:8480/apps/" + c.pusherApp + "/events"
+				if c.batch > 1 {
+					c.pubURL = "http://127.0.0.1:8480/apps/" + c.pusherApp + "/batch_events"
+				}
+			}
+		}
+		// Pusher has no cursors: nothing to resume from.
+		c.resume = false
 	case "nchan":
 		if c.subURL == "" {
 			c.subURL = "ws://127.0.0.1:8490/sub"
@@ -203,7 +233,7 @@ func (c *config) finish() error {
 		}
 		c.resume = false
 	default:
-		return fmt.Errorf("-target must be realtime or nchan")
+		return fmt.Errorf("-target must be realtime, pusher or nchan")
 	}
 	if c.channel == "" {
 		c.channel = fmt.Sprintf("load-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
@@ -301,7 +331,8 @@ type sub struct {
 
 type run struct {
 	cfg       *config
-	realtime  bool
+	realtime  bool // the module's own protocol
+	pusher    bool // the Pusher protocol (realtime_pusher)
 	subURL    *url.URL
 	pubURL    *url.URL
 	tlsConf   *tls.Config
@@ -326,7 +357,7 @@ type run struct {
 }
 
 func newRun(cfg *config) (*run, error) {
-	r := &run{cfg: cfg, realtime: cfg.target == "realtime", lat: newHist(), publat: newHist()}
+	r := &run{cfg: cfg, realtime: cfg.target == "realtime", pusher: cfg.target == "pusher", lat: newHist(), publat: newHist()}
 	su, err := url.Parse(cfg.subURL)
 	if err != nil || (su.Scheme != "ws" && su.Scheme != "wss") {
 		return nil, fmt.Errorf("-url must be ws:// or wss://")
@@ -336,10 +367,19 @@ func newRun(cfg *config) (*run, error) {
 		return nil, fmt.Errorf("-pub-url must be http:// or https://")
 	}
 	sq, pq := su.Query(), pu.Query()
-	if r.realtime {
+	switch {
+	case r.realtime:
 		sq.Set("channels", cfg.channel)
 		r.auth = "Authorization: Bearer " + cfg.secret + "\r\n"
-	} else {
+	case r.pusher:
+		// pusher-js's query; the channel is subscribed after the handshake.
+		sq.Set("protocol", "7")
+		sq.Set("client", "js")
+		sq.Set("version", "8.6.0")
+		if !cfg.pusherTrigger {
+			r.auth = "Authorization: Bearer " + cfg.secret + "\r\n"
+		}
+	default:
 		sq.Set("id", cfg.channel)
 		pq.Set("id", cfg.channel)
 	}
@@ -378,7 +418,24 @@ func (r *run) dialSub(ctx context.Context, s *sub, since []byte) (*wsConn, error
 	if s.slow {
 		rcv = r.cfg.slowRcvBuf
 	}
-	return wsDial(dctx, u, s.ip, r.tlsConf, r.cfg.readBuf, rcv)
+	w, err := wsDial(dctx, u, s.ip, r.tlsConf, r.cfg.readBuf, rcv)
+	if err == nil && r.pusher {
+		// A public channel: pusher-js sends an empty auth for those.
+		err = w.writeText([]byte(`{"event":"pusher:subscribe","data":{"auth":"","channel":"` + r.cfg.channel + `"}}`))
+		if err != nil {
+			w.close()
+		}
+	}
+	return w, err
+}
+
+// sendText sends a text frame to the server on s's connection, whichever
+// reader holds it.
+func (r *run) sendText(s *sub, payload []byte) error {
+	if s.fd >= 0 {
+		return writeFD(s.fd, maskedText(s.mask, payload))
+	}
+	return s.conn.writeText(payload)
 }
 
 // attach starts reading s from w: in an epoll set, or in its own goroutine.
@@ -487,6 +544,17 @@ var (
 	keySubd     = []byte(`realtime:subscribed`)
 	keyRecFalse = []byte(`"recovered":false`)
 	keyErr      = []byte(`realtime:error`)
+
+	// The Pusher protocol's frames carry the payload as a JSON string, so
+	// its keys come escaped.
+	keyPusherCtl   = []byte(`{"event":"pusher`)
+	keyPusherSubd  = []byte(`pusher_internal:subscription_succeeded`)
+	keyPusherPing  = []byte(`"pusher:ping"`)
+	keyPusherErr   = []byte(`error"`) // pusher:error, pusher:subscription_error
+	keyPusherSeq   = []byte(`\"seq\":`)
+	keyPusherPub   = []byte(`\"p\":`)
+	keyPusherTs    = []byte(`\"ts\":`)
+	pusherPongJSON = []byte(`{"event":"pusher:pong","data":{}}`)
 )
 
 func (r *run) readLoop(s *sub) {
@@ -575,8 +643,25 @@ func (r *run) handle(s *sub, m []byte) {
 			s.cursor = append(s.cursor[:0], c...)
 		}
 	}
-	seq, ok1 := scanInt(m, keySeq)
-	ts, ok2 := scanInt(m, keyTs)
+	kSeq, kTs, kPub := keySeq, keyTs, keyPub
+	if r.pusher {
+		if bytes.HasPrefix(m, keyPusherCtl) {
+			switch {
+			case contains(m, keyPusherSubd):
+				s.subscribed = true
+			case contains(m, keyPusherPing):
+				if err := r.sendText(s, pusherPongJSON); err != nil {
+					s.lastErr = "pong: " + err.Error()
+				}
+			case contains(m, keyPusherErr):
+				s.ctrlErrors++
+			}
+			return
+		}
+		kSeq, kTs, kPub = keyPusherSeq, keyPusherTs, keyPusherPub
+	}
+	seq, ok1 := scanInt(m, kSeq)
+	ts, ok2 := scanInt(m, kTs)
 	if !ok1 || !ok2 {
 		s.other++
 		return
@@ -606,7 +691,7 @@ func (r *run) handle(s *sub, m []byte) {
 	}
 	// Each publisher waits for an answer before its next event, so its own
 	// events must arrive in the order it sent them, whatever the others do.
-	p, _ := scanInt(m, keyPub)
+	p, _ := scanInt(m, kPub)
 	if p < 0 || p >= int64(r.cfg.pubs) {
 		p = 0
 	}
@@ -628,7 +713,10 @@ func (r *run) handle(s *sub, m []byte) {
 // publishers
 
 func (r *run) buildBody(b []byte, seq, pub, ts int64) []byte {
-	if r.realtime {
+	if r.cfg.pusherTrigger {
+		return r.triggerBody(b, seq, pub, ts)
+	}
+	if r.realtime || r.pusher {
 		b = append(b, `{"channel":"`...)
 		b = append(b, r.cfg.channel...)
 		b = append(b, `","type":"load","payload":`...)
@@ -646,14 +734,17 @@ func (r *run) buildBody(b []byte, seq, pub, ts int64) []byte {
 		b = append(b, 'x')
 	}
 	b = append(b, `"}`...)
-	if r.realtime {
+	if r.realtime || r.pusher {
 		b = append(b, '}')
 	}
 	return b
 }
 
 func (r *run) success(status int, body []byte) bool {
-	if r.realtime {
+	if r.cfg.pusherTrigger {
+		return status == 200
+	}
+	if r.realtime || r.pusher {
 		return status == 200 && contains(body, []byte(`"success"`))
 	}
 	return status == 200 || status == 201 || status == 202
@@ -667,7 +758,7 @@ type pubStats struct {
 }
 
 func (r *run) publisher(ctx context.Context, idx int, t0 int64, out *pubStats) {
-	hc := newHTTPConn(r.pubURL, r.tlsConf, r.cfg.reqTimeout)
+	hc := r.newPublisherConn()
 	defer hc.reset()
 	out.statuses = map[int]int64{}
 	out.errors = map[string]int64{}
@@ -698,14 +789,18 @@ func (r *run) publisher(ctx context.Context, idx int, t0 int64, out *pubStats) {
 		if n == 1 {
 			body = r.buildBody(body[:0], seq, int64(idx), ts)
 		} else {
-			body = append(body[:0], '[')
+			open, end := "[", "]"
+			if r.cfg.pusherTrigger {
+				open, end = `{"batch":[`, "]}"
+			}
+			body = append(body[:0], open...)
 			for k := int64(0); k < n; k++ {
 				if k > 0 {
 					body = append(body, ',')
 				}
 				body = r.buildBody(body, seq+k, int64(idx), ts)
 			}
-			body = append(body, ']')
+			body = append(body, end...)
 		}
 		st, rb, err := hc.post(r.auth, body)
 		r.publat.record(idx, mono()-ts)
@@ -732,9 +827,22 @@ func (r *run) publisher(ctx context.Context, idx int, t0 int64, out *pubStats) {
 	}
 }
 
+// newPublisherConn is a publisher's connection; Pusher API requests are
+// signed one by one.
+func (r *run) newPublisherConn() *httpConn {
+	hc := newHTTPConn(r.pubURL, r.tlsConf, r.cfg.reqTimeout)
+	if r.cfg.pusherTrigger {
+		hc.uri = r.signedURI
+	}
+	return hc
+}
+
 // warmPublish sends one warm-up event (seq -1); its result is not counted.
 func (r *run) warmPublish(hc *httpConn) (int, error) {
 	body := r.buildBody(nil, -1, 0, mono())
+	if r.cfg.pusherTrigger && r.cfg.batch > 1 {
+		body = append(append([]byte(`{"batch":[`), body...), "]}"...)
+	}
 	st, rb, err := hc.post(r.auth, body)
 	if err == nil && !r.success(st, rb) {
 		err = fmt.Errorf("warm-up publish: HTTP %d %s", st, trunc(string(rb), 200))
@@ -823,7 +931,7 @@ func (r *run) execute(ctx context.Context) *result {
 	}
 
 	// 2. warm-up: every subscriber must have seen one event before measuring
-	hc := newHTTPConn(r.pubURL, r.tlsConf, cfg.reqTimeout)
+	hc := r.newPublisherConn()
 	wdl := mono() + int64(cfg.warmup)
 	var ready int64
 	for i := 0; i < 10000 && ctx.Err() == nil; i++ {

@@ -28,6 +28,9 @@ type httpConn struct {
 	br      *bufio.Reader
 	req     []byte
 	body    []byte
+	// uri, when set, gives each request's URI from its body (a signed
+	// Pusher HTTP API request); else the URL's.
+	uri func(body []byte) string
 }
 
 func newHTTPConn(u *url.URL, tlsConf *tls.Config, timeout time.Duration) *httpConn {
@@ -85,7 +88,11 @@ func (h *httpConn) post(extra string, body []byte) (int, []byte, error) {
 		}
 		h.req = h.req[:0]
 		h.req = append(h.req, "POST "...)
-		h.req = append(h.req, h.u.RequestURI()...)
+		if h.uri != nil {
+			h.req = append(h.req, h.uri(body)...)
+		} else {
+			h.req = append(h.req, h.u.RequestURI()...)
+		}
 		h.req = append(h.req, " HTTP/1.1\r\nHost: "...)
 		h.req = append(h.req, h.u.Host...)
 		h.req = append(h.req, "\r\nContent-Type: application/json\r\nContent-Length: "...)

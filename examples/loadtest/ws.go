@@ -164,6 +164,32 @@ func (w *wsConn) writeControl(op byte, payload []byte) error {
 	return err
 }
 
+// writeText sends a masked text frame.
+func (w *wsConn) writeText(payload []byte) error {
+	w.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := w.c.Write(maskedText(w.mask, payload))
+	return err
+}
+
+// maskedText frames payload as a client's text frame, masked with mask.
+func maskedText(mask [4]byte, payload []byte) []byte {
+	b := make([]byte, 0, 14+len(payload))
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x81, 0x80|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 0x81, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x81, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = append(b, mask[:]...)
+	for i, x := range payload {
+		b = append(b, x^mask[i&3])
+	}
+	return b
+}
+
 var errClosed = errors.New("websocket closed by server")
 
 // next returns the next complete text or binary message. The slice is valid
