@@ -10,8 +10,9 @@ import (
 	"github.com/wprealtime/caddy-realtime/test/testenv"
 )
 
-// TestLoadToolSmoke builds the load tool and runs it once, small, against
-// the product: 200 subscribers, 2 s of back-to-back publishing. It asserts
+// TestLoadToolSmoke builds the load tool and runs it, small, against the
+// product: 200 subscribers of realtime_ws, then 200 of realtime_pusher, 2 s
+// of back-to-back publishing each. It asserts
 // that nothing was lost, duplicated or reordered, never a speed.
 func TestLoadToolSmoke(t *testing.T) {
 	if testing.Short() {
@@ -41,15 +42,21 @@ func TestLoadToolSmoke(t *testing.T) {
 		},
 	})
 
-	run := exec.Command(tool, "-target", "realtime",
-		"-url", fmt.Sprintf("ws://127.0.0.1:%d/ws", port),
-		"-pub-url", fmt.Sprintf("http://127.0.0.1:%d/pub", port),
-		"-secret", "smoke-secret", "-subs", "200", "-duration", "2s",
-		"-server-pid", fmt.Sprint(p.Cmd.Process.Pid), "-timeout", "90s", "-quiet", "-check")
-	out, err := run.CombinedOutput()
-	t.Logf("loadtest:\n%s", testenv.Indent(string(out)))
-	if err != nil {
-		t.Fatalf("load tool check failed: %v", err)
+	for _, target := range []struct{ name, url string }{
+		{"realtime", fmt.Sprintf("ws://127.0.0.1:%d/ws", port)},
+		// realtime_pusher subscribers, the same publishes.
+		{"pusher", fmt.Sprintf("ws://127.0.0.1:%d/app/loadtest-key", port)},
+	} {
+		run := exec.Command(tool, "-target", target.name,
+			"-url", target.url,
+			"-pub-url", fmt.Sprintf("http://127.0.0.1:%d/pub", port),
+			"-secret", "smoke-secret", "-subs", "200", "-duration", "2s",
+			"-server-pid", fmt.Sprint(p.Cmd.Process.Pid), "-timeout", "90s", "-quiet", "-check")
+		out, err := run.CombinedOutput()
+		t.Logf("loadtest -target %s:\n%s", target.name, testenv.Indent(string(out)))
+		if err != nil {
+			t.Fatalf("load tool check failed for -target %s: %v", target.name, err)
+		}
 	}
 }
 
