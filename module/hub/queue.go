@@ -138,7 +138,6 @@ func (s *Session) waitRoom(ok func() bool) bool {
 // overflowLocked drops what is queued and ends the session as a slow
 // consumer. s.mu is held.
 func (s *Session) overflowLocked() {
-	s.hub.stats.SlowDisconnects.Add(1)
 	clear(s.queue)
 	s.queue = s.queue[:0]
 	s.events = 0
@@ -200,7 +199,6 @@ func (s *Session) written(batch [][]byte, last bool, err error) bool {
 	}
 	// Nothing more can be written: drop the rest, and let waiters go.
 	if errors.Is(err, ErrWriteTimeout) && !s.closing {
-		s.hub.stats.SlowDisconnects.Add(1)
 		s.hub.stats.countDisconnect(DisconnectSlowConsumer.Name)
 	}
 	s.closing = true

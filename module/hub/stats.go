@@ -25,6 +25,9 @@ type Stats struct {
 // countDisconnect counts a session the server ended. Disconnects are rare,
 // so a map under a lock is fine.
 func (s *Stats) countDisconnect(name string) {
+	if name == DisconnectSlowConsumer.Name {
+		s.SlowDisconnects.Add(1)
+	}
 	s.dmu.Lock()
 	defer s.dmu.Unlock()
 	if s.disconnects == nil {
