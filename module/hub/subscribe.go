@@ -48,11 +48,11 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	var subs []*subscription
 	for _, name := range channels {
 		if !ValidChannel(name) {
-			s.SendError(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)})
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)}))
 			continue
 		}
 		if code, msg := s.access(name, tokenErr); code != "" {
-			s.SendError(ErrorMessage{Code: code, Message: msg, Channel: name})
+			s.reply(s.codec.Error(ErrorMessage{Code: code, Message: msg, Channel: name}))
 			continue
 		}
 		h.mu.Lock()
@@ -72,9 +72,9 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 			if o.Resume {
 				r = Recovered
 			}
-			s.queueControl(s.codec.Subscribed(name, r))
+			s.reply(s.codec.Subscribed(name, r))
 		case full:
-			s.SendError(ErrorMessage{Code: CodeTooManySubscriptions, Message: "subscription limit reached", Channel: name})
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeTooManySubscriptions, Message: "subscription limit reached", Channel: name}))
 		}
 	}
 	if len(subs) == 0 {
@@ -98,7 +98,7 @@ func (s *Session) Unsubscribe(channels []string) {
 	h := s.hub
 	for _, name := range channels {
 		if !ValidChannel(name) {
-			s.SendError(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)})
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)}))
 			continue
 		}
 		h.mu.Lock()
@@ -108,12 +108,23 @@ func (s *Session) Unsubscribe(channels []string) {
 			h.stats.Subscriptions.Add(-1)
 		}
 		h.mu.Unlock()
-		s.queueControl(s.codec.Unsubscribed(name))
+		s.reply(s.codec.Unsubscribed(name))
 	}
 }
 
 // SendError answers a refused request.
 func (s *Session) SendError(e ErrorMessage) { s.queueControl(s.codec.Error(e)) }
+
+// reply queues one of the answers to a request once the queue has room. A
+// request may name many channels (a connect up to max_subscriptions of
+// them), each answered on its own: waiting before each answer makes them
+// flow at the pace the client reads instead of overflowing the queue. It
+// must not be called with a lock held.
+func (s *Session) reply(msg []byte) {
+	if s.WaitForRoom() {
+		s.queueControl(msg)
+	}
+}
 
 // Pong answers the protocol's ping message.
 func (s *Session) Pong() { s.queueControl(s.codec.Pong()) }
@@ -234,7 +245,7 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 					r = Recovered
 				}
 				for _, sub := range subs {
-					s.queueControl(s.codec.Subscribed(sub.channel, r))
+					s.reply(s.codec.Subscribed(sub.channel, r))
 				}
 			}
 		}
@@ -269,17 +280,22 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 	}()
 }
 
-// goLive makes subs live at the current head and announces them with r.
+// goLive makes subs live at the current head and announces them with r,
+// one at a time as the queue has room: each announcement is queued under
+// the hub lock together with its subscription joining the live set, so
+// that it comes before the channel's events.
 func (s *Session) goLive(subs []*subscription, r Recovery) {
 	h := s.hub
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	for _, sub := range subs {
-		if s.subs[sub.channel] != sub {
-			continue
+		if !s.WaitForRoom() {
+			return
 		}
-		h.subscribeLocked(s, sub.channel)
-		s.queueControl(s.codec.Subscribed(sub.channel, r))
+		h.mu.Lock()
+		if s.subs[sub.channel] == sub {
+			h.subscribeLocked(s, sub.channel)
+			s.queueControl(s.codec.Subscribed(sub.channel, r))
+		}
+		h.mu.Unlock()
 	}
 }
 

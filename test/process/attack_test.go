@@ -168,3 +168,109 @@ func TestSubscribeFloodMemoryBounded(t *testing.T) {
 			n, mib(grew.RSS), mib(grew.HeapAlloc), mib(maxGrow))
 	}
 }
+
+// ---------------------------------------------------------------------------
+// Bursts of replies: a client that pipelines requests is answered at the
+// pace it reads, never closed with 1013; a connect that names more
+// channels than a connection may hold is refused before upgrading.
+
+func TestReplyBurstsNever1013(t *testing.T) {
+	port, admin := freePort(t), freePort(t)
+	site := `	realtime_ws /ws
+	realtime_ws /small {
+		send_queue 16
+	}
+	realtime_ws /wide {
+		send_queue 16
+		max_subscriptions 5000
+	}`
+	p := startCaddy(t, caddyfile(admin, port, hubBlock("default", 100), site), port, admin)
+	ping := rtclient.AppendFrame(nil, true, rtclient.OpText, []byte(`{"type":"realtime:ping"}`), -1)
+
+	for _, tc := range []struct {
+		path  string
+		pings int
+	}{{"/ws", 320}, {"/ws", 5000}, {"/small", 320}, {"/small", 5000}} {
+		t.Run(fmt.Sprintf("%d pings in one write to %s", tc.pings, tc.path), func(t *testing.T) {
+			c := rtclient.RawDial(t, p.wsURL(tc.path, "channels=pings"))
+			c.ExpectText(`"realtime:welcome"`)
+			c.ExpectText(`"realtime:subscribed"`)
+			c.Write(bytesRepeat(ping, tc.pings))
+			for i := 0; i < tc.pings; i++ {
+				op, b, err := c.ReadFrame()
+				switch {
+				case err != nil:
+					t.Fatalf("after %d pongs of %d: %v", i, tc.pings, err)
+				case op == rtclient.OpClose:
+					t.Fatalf("after %d pongs of %d: closed %s", i, tc.pings, closeText(b))
+				case op != rtclient.OpText || string(b) != `{"type":"realtime:pong"}`:
+					t.Fatalf("after %d pongs of %d: got %q", i, tc.pings, b)
+				}
+			}
+			c.Write(ping)
+			c.ExpectText(`"realtime:pong"`)
+		})
+	}
+
+	channels := func(n int) string {
+		names := make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("c%04d", i)
+		}
+		return strings.Join(names, ",")
+	}
+	t.Run("300 channels over max_subscriptions", func(t *testing.T) {
+		c, r, err := rtclient.TryDial(t, p.wsURL("/ws", "channels="+channels(300)), rtclient.Options{})
+		if err == nil {
+			c.Close()
+			t.Fatal("a connect naming 300 channels (max_subscriptions 100) was upgraded")
+		}
+		if r == nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		var body struct{ Code string }
+		if r.Status != 400 || !strings.Contains(r.Header.Get("Content-Type"), "json") || json.Unmarshal(r.Body, &body) != nil || body.Code != "too_many_subscriptions" {
+			t.Fatalf("want 400 JSON too_many_subscriptions, got %s (%s)", r, r.Header.Get("Content-Type"))
+		}
+	})
+	for _, n := range []int{300, 2000} {
+		t.Run(fmt.Sprintf("%d channels within max_subscriptions, send_queue 16", n), func(t *testing.T) {
+			c := rtclient.Dial(t, p.wsURL("/wide", "channels="+channels(n)), rtclient.Options{})
+			ok := c.WaitFor(10*time.Second, func(fs []rtclient.Frame) bool {
+				k := 0
+				for _, f := range fs {
+					if f.Type == "realtime:subscribed" {
+						k++
+					}
+				}
+				return k == n
+			})
+			if e, ended := c.Ended(); !ok || ended {
+				t.Fatalf("want %d subscribed on an open connection; got %d frames, ended %v %+v", n, len(c.Frames()), ended, e)
+			}
+			c.Send(map[string]string{"type": "realtime:ping"})
+			if !c.WaitFor(5*time.Second, func([]rtclient.Frame) bool { _, ok := c.Find("realtime:pong"); return ok }) {
+				t.Fatal("no pong after the subscriptions")
+			}
+		})
+	}
+	if s := p.hub("default"); s.SlowDisconnects != 0 {
+		t.Errorf("%d slow-consumer disconnects", s.SlowDisconnects)
+	}
+}
+
+// closeText is a close frame's payload as "<code> <reason>".
+func closeText(p []byte) string {
+	if len(p) < 2 {
+		return fmt.Sprint(p)
+	}
+	return fmt.Sprintf("%d %s", int(p[0])<<8|int(p[1]), p[2:])
+}
+
+func bytesRepeat(b []byte, n int) []byte {
+	out := make([]byte, 0, len(b)*n)
+	for i := 0; i < n; i++ {
+		out = append(out, b...)
+	}
+	return out
+}
