@@ -274,3 +274,73 @@ func bytesRepeat(b []byte, n int) []byte {
 	}
 	return out
 }
+
+// ---------------------------------------------------------------------------
+// One valid publish larger than a client's send queue: clients that read
+// get every event, in order, and none is closed with 1013 (the delivery
+// overflows their queues, so they catch up from history).
+
+func TestLargeBatchReachesReadingClients(t *testing.T) {
+	port, admin := freePort(t), freePort(t)
+	site := fmt.Sprintf(`	realtime_ws /ws {
+		send_queue 256
+	}
+	realtime_ws /ws-default
+	realtime_broadcast /pub {
+		secret %s
+		max_batch 1000
+		max_body 1MiB
+	}`, secret)
+	p := startCaddy(t, caddyfile(admin, port, hubBlock("default", 10000), site), port, admin)
+	channels := []string{"a", "b", "c"}
+	for _, tc := range []struct {
+		path   string
+		events int
+	}{{"/ws", 100}, {"/ws-default", 1000}} {
+		t.Run(fmt.Sprintf("%d events x 3 channels to %s", tc.events, tc.path), func(t *testing.T) {
+			var clients []*rtclient.Client
+			for i := 0; i < 3; i++ {
+				c := rtclient.Dial(t, p.wsURL(tc.path, "channels=a,b,c"), rtclient.Options{})
+				c.WaitSubscribed(channels...)
+				clients = append(clients, c)
+			}
+			base := p.hub("default")
+			var evs []pubEvent
+			for n := 1; n <= tc.events; n++ {
+				evs = append(evs, pubEvent{Channels: channels, Type: "tick", Payload: tick{N: n}})
+			}
+			cursors, err := p.tryPublish("/pub", secret, evs)
+			if err != nil || len(cursors) != 3*tc.events {
+				t.Fatalf("publish: %d cursors, %v", len(cursors), err)
+			}
+			for i, c := range clients {
+				if !c.WaitEvents(3*tc.events, 20*time.Second) {
+					e, _ := c.Ended()
+					t.Fatalf("client %d: %d events of %d; connection end: %+v", i, len(c.Events()), 3*tc.events, e)
+				}
+				for _, ch := range channels {
+					var got []int
+					for _, f := range c.Events() {
+						if f.Channel == ch {
+							got = append(got, tickN(f))
+						}
+					}
+					if err := checkSeq(got, 1, tc.events); err != nil {
+						t.Errorf("client %d, channel %s: %v", i, ch, err)
+					}
+				}
+				if e, ended := c.Ended(); ended {
+					t.Errorf("client %d closed: %+v", i, e)
+				}
+			}
+			after := p.hub("default")
+			if after.SlowDisconnects != base.SlowDisconnects {
+				t.Errorf("slow_consumer_disconnects %d -> %d", base.SlowDisconnects, after.SlowDisconnects)
+			}
+			t.Logf("%d clients got %d events each; sessions that caught up from history: %d", len(clients), 3*tc.events, after.Lagged-base.Lagged)
+			for _, c := range clients {
+				c.Close()
+			}
+		})
+	}
+}
