@@ -1,9 +1,14 @@
 package process_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -344,3 +349,149 @@ func TestLargeBatchReachesReadingClients(t *testing.T) {
 		})
 	}
 }
+
+// ---------------------------------------------------------------------------
+// Half-sent signed publishes: a client that sends the headers of a signed
+// publish (a current t=, any v1=) announcing a 64 KiB body, then a few
+// bytes and silence, costs the server little memory before its signature is
+// proven, and is answered 408 and closed once the body read deadline
+// passes. Caddy's own respond handler under the same attack is the
+// comparison: what net/http and Caddy hold for such a connection anyway.
+
+// bodyDeadline is the publish body's read deadline (bodyReadTimeout in
+// module/publish.go), the documented bound.
+const bodyDeadline = 10 * time.Second
+
+// halfSent is one attacking connection: when its headers went out, and how
+// it ended.
+type halfSent struct {
+	sent   time.Time
+	closed time.Time
+	answer string // the status line, "" if none
+	err    error  // a read error other than the end of the connection
+}
+
+// halfSentAttack opens n connections to path, each sending a signed
+// publish's headers with Content-Length 65536 and 4 bytes of body, and
+// returns them with a reader on each that records how it ends (reading for
+// at most wait).
+func halfSentAttack(t *testing.T, p *proc, path string, n int, wait time.Duration) []*halfSent {
+	t.Helper()
+	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\nContent-Length: 65536\r\n"+
+		"X-Realtime-Signature: t=%d,v1=%s\r\n\r\n{\"ty", path, p.port, time.Now().Unix(), strings.Repeat("ab", 32))
+	out := make([]*halfSent, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 100)
+	var failed atomic.Value
+	for i := range out {
+		h := &halfSent{}
+		out[i] = h
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.port), 5*time.Second)
+			if err != nil {
+				failed.Store(err)
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+			if _, err := conn.Write([]byte(req)); err != nil {
+				failed.Store(err)
+				return
+			}
+			h.sent = time.Now()
+			go func() {
+				_ = conn.SetReadDeadline(h.sent.Add(wait))
+				br := bufio.NewReader(conn)
+				line, err := br.ReadString('\n')
+				h.answer = strings.TrimSpace(line)
+				if err == nil {
+					_, err = io.Copy(io.Discard, br)
+				}
+				if err != nil && !errors.Is(err, io.EOF) {
+					h.err = err
+				}
+				h.closed = time.Now()
+			}()
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		t.Fatalf("attack on %s: %v", path, err)
+	}
+	return out
+}
+
+func TestHalfSentSignedBodies(t *testing.T) {
+	const (
+		conns   = 5000
+		maxEach = 10 << 10 // the target, per connection
+		slack   = 5 * time.Second
+	)
+	site := fmt.Sprintf("\trealtime_broadcast /pub {\n\t\tsecret %s\n\t}\n\trespond /plain \"ok\" 200", secret)
+	// measure runs the attack on path against a fresh process and returns
+	// the memory it holds per connection while the attack waits: heap in
+	// use and goroutine stacks (a large buffer that was never written is
+	// not yet resident, so the resident set alone would hide it until the
+	// memory is reused).
+	measure := func(t *testing.T, path string, wait time.Duration) (int64, []*halfSent) {
+		port, admin := freePort(t), freePort(t)
+		p := startCaddy(t, caddyfile(admin, port, hubBlock("default", 100), site), port, admin)
+		p.publish("/pub", secret, ticks("warm", 1, 1, ""))
+		base := p.memory(time.Second)
+		hs := halfSentAttack(t, p, path, conns, wait)
+		held := p.memory(time.Second).sub(base)
+		per := (held.HeapInuse + held.StackInuse) / conns
+		t.Logf("%s: %d half-sent signed bodies hold %v; per connection %.1f KiB (heap %.1f KiB, stack %.1f KiB; resident %.1f KiB)",
+			path, conns, held, kib(per), kib(held.HeapInuse/conns), kib(held.StackInuse/conns), kib(held.RSS/conns))
+		return per, hs
+	}
+
+	var plain int64
+	t.Run("Caddy's respond handler, for comparison", func(t *testing.T) {
+		var hs []*halfSent
+		plain, hs = measure(t, "/plain", 3*time.Second)
+		time.Sleep(3 * time.Second)
+		open := 0
+		for _, h := range hs {
+			if h.closed.IsZero() || h.err != nil {
+				open++
+			}
+		}
+		t.Logf("/plain: %d of %d connections still open 3 s after their headers (Caddy sets no body read timeout by default)", open, conns)
+	})
+	t.Run("realtime_broadcast", func(t *testing.T) {
+		per, hs := measure(t, "/pub", bodyDeadline+slack)
+		// Every connection is answered 408 and closed within the deadline
+		// (and the slack of a loaded machine).
+		deadline := time.Now().Add(bodyDeadline + slack + time.Second)
+		late, answers := 0, map[string]int{}
+		var last time.Duration
+		for _, h := range hs {
+			for h.closed.IsZero() && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			answers[h.answer]++
+			if h.closed.IsZero() || h.err != nil || h.closed.Sub(h.sent) > bodyDeadline+slack {
+				late++
+			} else {
+				last = max(last, h.closed.Sub(h.sent))
+			}
+		}
+		t.Logf("answers: %v; the last closed %v after its headers; %d not closed within %v", answers, last.Round(time.Millisecond), late, bodyDeadline+slack)
+		if late > 0 || answers["HTTP/1.1 408 Request Timeout"] != conns {
+			t.Errorf("want every connection answered 408 and closed within %v of its headers", bodyDeadline+slack)
+		}
+		// What net/http and Caddy hold for a connection before any handler
+		// runs (buffers, the request, the goroutine) is over the target
+		// already: the realtime handler must add little to it.
+		t.Logf("per connection: %.1f KiB, Caddy's respond handler %.1f KiB (target %.0f KiB)", kib(per), kib(plain), kib(maxEach))
+		if per > maxEach && per > plain+2<<10 {
+			t.Errorf("a half-sent signed body holds %.1f KiB, over %.0f KiB and %.1f KiB more than Caddy's respond handler",
+				kib(per), kib(maxEach), kib(per-plain))
+		}
+	})
+}
+
+func kib(n int64) float64 { return float64(n) / 1024 }
