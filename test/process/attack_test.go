@@ -363,12 +363,24 @@ func TestLargeBatchReachesReadingClients(t *testing.T) {
 const bodyDeadline = 10 * time.Second
 
 // halfSent is one attacking connection: when its headers went out, and how
-// it ended.
+// it ended (set before done is closed).
 type halfSent struct {
 	sent   time.Time
+	done   chan struct{}
 	closed time.Time
 	answer string // the status line, "" if none
 	err    error  // a read error other than the end of the connection
+}
+
+// wait waits until h's reader is done or deadline passes, and reports
+// whether it is done.
+func (h *halfSent) wait(deadline time.Time) bool {
+	select {
+	case <-h.done:
+		return true
+	case <-time.After(time.Until(deadline)):
+		return false
+	}
 }
 
 // halfSentAttack opens n connections to path, each sending a signed
@@ -384,7 +396,7 @@ func halfSentAttack(t *testing.T, p *proc, path string, n int, wait time.Duratio
 	sem := make(chan struct{}, 100)
 	var failed atomic.Value
 	for i := range out {
-		h := &halfSent{}
+		h := &halfSent{done: make(chan struct{})}
 		out[i] = h
 		sem <- struct{}{}
 		wg.Add(1)
@@ -393,15 +405,18 @@ func halfSentAttack(t *testing.T, p *proc, path string, n int, wait time.Duratio
 			conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.port), 5*time.Second)
 			if err != nil {
 				failed.Store(err)
+				close(h.done)
 				return
 			}
 			t.Cleanup(func() { conn.Close() })
 			if _, err := conn.Write([]byte(req)); err != nil {
 				failed.Store(err)
+				close(h.done)
 				return
 			}
 			h.sent = time.Now()
 			go func() {
+				defer close(h.done)
 				_ = conn.SetReadDeadline(h.sent.Add(wait))
 				br := bufio.NewReader(conn)
 				line, err := br.ReadString('\n')
@@ -452,10 +467,10 @@ func TestHalfSentSignedBodies(t *testing.T) {
 	t.Run("Caddy's respond handler, for comparison", func(t *testing.T) {
 		var hs []*halfSent
 		plain, hs = measure(t, "/plain", 3*time.Second)
-		time.Sleep(3 * time.Second)
+		deadline := time.Now().Add(5 * time.Second)
 		open := 0
 		for _, h := range hs {
-			if h.closed.IsZero() || h.err != nil {
+			if !h.wait(deadline) || h.err != nil {
 				open++
 			}
 		}
@@ -469,11 +484,12 @@ func TestHalfSentSignedBodies(t *testing.T) {
 		late, answers := 0, map[string]int{}
 		var last time.Duration
 		for _, h := range hs {
-			for h.closed.IsZero() && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
+			if !h.wait(deadline) {
+				late++
+				continue
 			}
 			answers[h.answer]++
-			if h.closed.IsZero() || h.err != nil || h.closed.Sub(h.sent) > bodyDeadline+slack {
+			if h.err != nil || h.closed.Sub(h.sent) > bodyDeadline+slack {
 				late++
 			} else {
 				last = max(last, h.closed.Sub(h.sent))
