@@ -38,7 +38,10 @@ const replayBatch = 256
 
 // Subscribe checks and registers channels. Without a resume they join live
 // at the current head; with one they first catch up from history. Every
-// channel is answered: subscribed, or an error.
+// channel is answered: subscribed, or an error. The answers wait for room
+// in the queue (reply), so Subscribe may wait for the client to read: call
+// it from the goroutine that handles the client's messages (or Start), with
+// no lock held.
 func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	var tokenErr error
 	if o.Token != "" {
@@ -93,7 +96,8 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 }
 
 // Unsubscribe removes channels; each is acknowledged, or answered
-// bad_request when its name is invalid.
+// bad_request when its name is invalid. Like Subscribe, it may wait for the
+// client to read.
 func (s *Session) Unsubscribe(channels []string) {
 	h := s.hub
 	for _, name := range channels {
