@@ -217,6 +217,27 @@ func TestReplyBurstsNever1013(t *testing.T) {
 		})
 	}
 
+	// WebSocket ping frames, answered with pong frames through the same
+	// queue.
+	t.Run("5000 WebSocket pings in one write to /small", func(t *testing.T) {
+		const pings = 5000
+		c := rtclient.RawDial(t, p.wsURL("/small", "channels=pings"))
+		c.ExpectText(`"realtime:welcome"`)
+		c.ExpectText(`"realtime:subscribed"`)
+		c.Write(bytesRepeat(rtclient.AppendFrame(nil, true, rtclient.OpPing, []byte("are you there"), -1), pings))
+		for i := 0; i < pings; i++ {
+			op, b, err := c.ReadFrame()
+			switch {
+			case err != nil:
+				t.Fatalf("after %d pongs of %d: %v", i, pings, err)
+			case op == rtclient.OpClose:
+				t.Fatalf("after %d pongs of %d: closed %s", i, pings, closeText(b))
+			case op != rtclient.OpPong || string(b) != "are you there":
+				t.Fatalf("after %d pongs of %d: got opcode %d %q", i, pings, op, b)
+			}
+		}
+	})
+
 	channels := func(n int) string {
 		names := make([]string, n)
 		for i := range names {
