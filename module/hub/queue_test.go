@@ -37,7 +37,9 @@ func (c *pacedConn) Write(msgs [][]byte) error {
 // reader that keeps reading, at any speed, is never disconnected, gets
 // every event of its channels once and in order, and an answer to every
 // request. The session connects naming wide channels besides a, b and c
-// (each answered at connect), and requests may name up to 256 channels.
+// (each answered at connect), and requests may name up to 256 channels. A
+// resumed channel may be unsubscribed while its replay runs: it then shows
+// a prefix of its events and none after its unsubscribed answer.
 func runQueueOps(t *testing.T, ops []byte, sendQueue, wide int, pace time.Duration) {
 	h, _ := newTestHub(t, 100000)
 	defer h.Close(DisconnectShutdown, 0, time.Second)
@@ -58,11 +60,12 @@ func runQueueOps(t *testing.T, ops []byte, sendQueue, wide int, pace time.Durati
 	want := map[string][]string{}  // channel -> cursors expected, in order
 	var cursors []Cursor           // every event published so far
 	resumed := map[string]Cursor{} // resumed channel -> its since
+	dropped := map[string]bool{}   // resumed channels unsubscribed since
 	replies := wide                // answers to requests on channels g*, w* and invalid names
 	n, g := 0, 0
 	for i := 0; i+1 < len(ops); i += 2 {
 		op, arg := ops[i], int(ops[i+1])
-		switch op % 6 {
+		switch op % 7 {
 		case 0: // a batch of events on several channels
 			var pubs []*Publication
 			for k := 0; k <= arg%40; k++ {
@@ -122,6 +125,14 @@ func runQueueOps(t *testing.T, ops []byte, sendQueue, wide int, pace time.Durati
 			replies += len(names)
 			s.WaitForRoom()
 			s.Unsubscribe(names)
+		case 6: // a resumed channel dropped, maybe while its replay runs
+			ch := string(rune('d' + arg%3))
+			if _, ok := resumed[ch]; !ok || dropped[ch] {
+				continue
+			}
+			dropped[ch] = true
+			s.WaitForRoom()
+			s.Unsubscribe([]string{ch})
 		}
 	}
 	// Work out what each channel must show: a, b, c from the start; a
@@ -136,12 +147,23 @@ func runQueueOps(t *testing.T, ops []byte, sendQueue, wide int, pace time.Durati
 		}
 	}
 	total := 0
-	for _, w := range want {
-		total += len(w)
+	for ch, w := range want {
+		if !dropped[ch] {
+			total += len(w)
+		}
+	}
+	kept := func() int {
+		n := 0
+		for _, e := range c.events() {
+			if !dropped[e["channel"].(string)] {
+				n++
+			}
+		}
+		return n
 	}
 	waitFor(t, "every event, pong and answer", func() bool {
-		return len(c.events()) >= total && countType(c.msgs(), "realtime:pong") >= expectedPongs(ops) && countReplies(c.msgs()) >= replies ||
-			c.closeCode() != 0 || c.isClosed()
+		return kept() >= total && countType(c.msgs(), "realtime:pong") >= expectedPongs(ops) && countReplies(c.msgs()) >= replies &&
+			countType(c.msgs(), "realtime:unsubscribed") >= len(dropped) || c.closeCode() != 0 || c.isClosed()
 	})
 	if c.closeCode() != 0 || c.isClosed() {
 		t.Fatalf("a reading client was disconnected (code %d) with send_queue %d; stats %+v", c.closeCode(), sendQueue, h.Stats().Snapshot())
@@ -151,6 +173,9 @@ func runQueueOps(t *testing.T, ops []byte, sendQueue, wide int, pace time.Durati
 		got[e["channel"].(string)] = append(got[e["channel"].(string)], e["cursor"].(string))
 	}
 	for ch, w := range want {
+		if dropped[ch] {
+			w = w[:min(len(w), len(got[ch]))] // a prefix
+		}
 		if len(got[ch]) != len(w) {
 			t.Fatalf("channel %s: %d events, want %d", ch, len(got[ch]), len(w))
 		}
@@ -162,6 +187,16 @@ func runQueueOps(t *testing.T, ops []byte, sendQueue, wide int, pace time.Durati
 	}
 	if pongs := countType(c.msgs(), "realtime:pong"); pongs != expectedPongs(ops) {
 		t.Fatalf("%d pongs, want %d", pongs, expectedPongs(ops))
+	}
+	after := map[string]bool{}
+	for i, m := range c.msgs() {
+		ch, _ := m["channel"].(string)
+		switch {
+		case m["type"] == "realtime:unsubscribed" && dropped[ch]:
+			after[ch] = true
+		case after[ch] && m["cursor"] != nil:
+			t.Fatalf("message %d: an event of %s after its unsubscribed answer", i, ch)
+		}
 	}
 	if got := countReplies(c.msgs()); got != replies {
 		t.Fatalf("%d answers to requests naming many channels, want %d", got, replies)
@@ -198,7 +233,7 @@ func countType(ms []map[string]any, typ string) int {
 func expectedPongs(ops []byte) int {
 	n := 0
 	for i := 0; i+1 < len(ops); i += 2 {
-		if ops[i]%6 == 2 {
+		if ops[i]%7 == 2 {
 			n += int(ops[i+1]) % 80
 		}
 	}
@@ -222,6 +257,7 @@ func FuzzQueueAccounting(f *testing.F) {
 	f.Add([]byte{4, 255, 0, 39, 4, 254, 5, 200, 2, 79, 4, 128, 0, 39, 5, 255}, uint8(0), uint16(1500))
 	f.Add([]byte{3, 1, 4, 201, 0, 39, 4, 255, 1, 4, 5, 17, 2, 60, 4, 99}, uint8(2), uint16(400))
 	f.Add([]byte{3, 0, 0, 39, 4, 255, 0, 39}, uint8(2), uint16(1899+2*1900))
+	f.Add([]byte{0, 39, 0, 39, 0, 39, 3, 2, 1, 0, 6, 0, 1, 1, 0, 39, 6, 1, 2, 40}, uint8(2), uint16(2*1900))
 	f.Fuzz(func(t *testing.T, ops []byte, q uint8, wide uint16) {
 		if len(ops) > 64 {
 			ops = ops[:64]

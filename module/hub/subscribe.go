@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,12 @@ type SubscribeOptions struct {
 type subscription struct {
 	channel string
 	live    bool // among the channel's subscribers in hub.channels
+	// gone is set, before the unsubscribed answer is queued, when the
+	// subscription is removed (or its session ends): a catch-up that is
+	// still replaying it stops, so that no event of it follows that answer
+	// and a client that subscribes and unsubscribes over and over never has
+	// more than one replay per subscription running.
+	gone atomic.Bool
 }
 
 // maxGrants bounds the tokens a session keeps: every token a client sends
@@ -106,7 +113,8 @@ func (s *Session) Unsubscribe(channels []string) {
 			continue
 		}
 		h.mu.Lock()
-		if _, ok := s.subs[name]; ok {
+		if sub, ok := s.subs[name]; ok {
+			sub.gone.Store(true)
 			delete(s.subs, name)
 			h.unsubscribeLocked(s, name)
 			h.stats.Subscriptions.Add(-1)
@@ -205,18 +213,29 @@ const (
 // the rest runs on its own goroutine, flow-controlled by the send queue.
 func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 	h := s.hub
+	byChannel := make(map[string]*subscription, len(subs))
+	for _, sub := range subs {
+		byChannel[sub.channel] = sub
+	}
 	match := func(channel string) bool {
+		sub := byChannel[channel]
+		return sub != nil && !sub.gone.Load()
+	}
+	allGone := func() bool {
 		for _, sub := range subs {
-			if sub.channel == channel {
-				return true
+			if !sub.gone.Load() {
+				return false
 			}
 		}
-		return false
+		return true
 	}
 	pos := from
 	first := true
 	stalls := 0
 	step := func() (done bool) {
+		if allGone() {
+			return true
+		}
 		upTo := h.Head()
 		events, next, complete, err := h.log.Range(context.Background(), pos, upTo, replayBatch, match)
 		if complete && err == nil && len(events) == 0 && next == pos && next != upTo {
@@ -257,7 +276,7 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 			if e.Exclude != "" && e.Exclude == s.id {
 				continue
 			}
-			if !s.queueReplay(e.Wire(s.codec)) {
+			if !s.queueReplay(e.Wire(s.codec), &byChannel[e.Channel].gone) {
 				return true
 			}
 		}
