@@ -82,8 +82,8 @@ func runQueueOps(t *testing.T, ops []byte, sendQueue, wide int, pace time.Durati
 			}
 		case 1: // a resume of one of d, e, f from an earlier cursor
 			ch := string(rune('d' + arg%3))
-			if _, done := resumed[ch]; done {
-				continue
+			if _, done := resumed[ch]; done || h.Stats().Subscriptions.Load() >= int64(p.MaxSubscriptions) {
+				continue // done already, or it would be refused for the limit
 			}
 			since := h.Head()
 			if len(cursors) > 0 {
