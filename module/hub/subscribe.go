@@ -273,10 +273,11 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 			}
 		}
 		for _, e := range events {
-			if e.Exclude != "" && e.Exclude == s.id {
+			sub := byChannel[e.Channel]
+			if sub == nil || e.Exclude != "" && e.Exclude == s.id {
 				continue
 			}
-			if !s.queueReplay(e.Wire(s.codec), &byChannel[e.Channel].gone) {
+			if !s.queueReplay(e.Wire(s.codec), &sub.gone) {
 				return true
 			}
 		}
