@@ -304,8 +304,14 @@ func (pc *polledConn) end() { pc.s.End(pc.t.writeTimeout) }
 func (pc *polledConn) Text(msg []byte) { pc.onText(pc.s, msg) }
 
 // Ping implements wsframe.Handler: the pong goes through the ordered
-// queue, so it never lands in the middle of another frame.
-func (pc *polledConn) Ping(payload []byte) { pc.s.QueueControl(wsframe.Pong(payload)) }
+// queue, so it never lands in the middle of another frame, once the queue
+// has room, like the answer to any client request: pings pipelined by the
+// thousand are answered at the pace the client reads.
+func (pc *polledConn) Ping(payload []byte) {
+	if pc.s.WaitForRoom() {
+		pc.s.QueueControl(wsframe.Pong(payload))
+	}
+}
 
 // Pong implements wsframe.Handler; reading it already kept the connection
 // alive.

@@ -169,6 +169,7 @@ func (h *Hub) remove(s *Session) {
 		}
 	}
 	for name, sub := range s.subs {
+		sub.gone.Store(true)
 		if sub.live {
 			h.unsubscribeLocked(s, name)
 		}

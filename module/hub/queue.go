@@ -1,6 +1,9 @@
 package hub
 
-import "errors"
+import (
+	"errors"
+	"sync/atomic"
+)
 
 // The send queue. Every message to a client (events, replays, control
 // messages, the close) goes through one queue, in order, so a message is
@@ -87,17 +90,23 @@ func (s *Session) WaitForRoom() bool {
 
 // queueReplay queues a history event, waiting while the queue holds more
 // than half the SendQueue's events, so that a resume never overflows it.
-// It returns false when the session is closing.
-func (s *Session) queueReplay(msg []byte) bool {
+// An event whose subscription is gone by the time it would be queued is
+// dropped (checked under the session's lock, so that it never follows the
+// unsubscribed answer). It returns false when the session is closing.
+func (s *Session) queueReplay(msg []byte, gone *atomic.Bool) bool {
 	limit := max(s.policy.SendQueue/2, 1)
 	for {
-		if !s.waitRoom(func() bool { return s.events < limit }) {
+		if !s.waitRoom(func() bool { return s.events < limit || gone.Load() }) {
 			return false
 		}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			return false
+		}
+		if gone.Load() {
+			s.mu.Unlock()
+			return true
 		}
 		if s.events < limit {
 			s.events++

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,12 @@ type SubscribeOptions struct {
 type subscription struct {
 	channel string
 	live    bool // among the channel's subscribers in hub.channels
+	// gone is set, before the unsubscribed answer is queued, when the
+	// subscription is removed (or its session ends): a catch-up that is
+	// still replaying it stops, so that no event of it follows that answer
+	// and a client that subscribes and unsubscribes over and over never has
+	// more than one replay per subscription running.
+	gone atomic.Bool
 }
 
 // maxGrants bounds the tokens a session keeps: every token a client sends
@@ -38,7 +45,10 @@ const replayBatch = 256
 
 // Subscribe checks and registers channels. Without a resume they join live
 // at the current head; with one they first catch up from history. Every
-// channel is answered: subscribed, or an error.
+// channel is answered: subscribed, or an error. The answers wait for room
+// in the queue (reply), so Subscribe may wait for the client to read: call
+// it from the goroutine that handles the client's messages (or Start), with
+// no lock held.
 func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	var tokenErr error
 	if o.Token != "" {
@@ -48,11 +58,11 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	var subs []*subscription
 	for _, name := range channels {
 		if !ValidChannel(name) {
-			s.SendError(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)})
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)}))
 			continue
 		}
 		if code, msg := s.access(name, tokenErr); code != "" {
-			s.SendError(ErrorMessage{Code: code, Message: msg, Channel: name})
+			s.reply(s.codec.Error(ErrorMessage{Code: code, Message: msg, Channel: name}))
 			continue
 		}
 		h.mu.Lock()
@@ -72,9 +82,9 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 			if o.Resume {
 				r = Recovered
 			}
-			s.queueControl(s.codec.Subscribed(name, r))
+			s.reply(s.codec.Subscribed(name, r))
 		case full:
-			s.SendError(ErrorMessage{Code: CodeTooManySubscriptions, Message: "subscription limit reached", Channel: name})
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeTooManySubscriptions, Message: "subscription limit reached", Channel: name}))
 		}
 	}
 	if len(subs) == 0 {
@@ -93,27 +103,40 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 }
 
 // Unsubscribe removes channels; each is acknowledged, or answered
-// bad_request when its name is invalid.
+// bad_request when its name is invalid. Like Subscribe, it may wait for the
+// client to read.
 func (s *Session) Unsubscribe(channels []string) {
 	h := s.hub
 	for _, name := range channels {
 		if !ValidChannel(name) {
-			s.SendError(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)})
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)}))
 			continue
 		}
 		h.mu.Lock()
-		if _, ok := s.subs[name]; ok {
+		if sub, ok := s.subs[name]; ok {
+			sub.gone.Store(true)
 			delete(s.subs, name)
 			h.unsubscribeLocked(s, name)
 			h.stats.Subscriptions.Add(-1)
 		}
 		h.mu.Unlock()
-		s.queueControl(s.codec.Unsubscribed(name))
+		s.reply(s.codec.Unsubscribed(name))
 	}
 }
 
 // SendError answers a refused request.
 func (s *Session) SendError(e ErrorMessage) { s.queueControl(s.codec.Error(e)) }
+
+// reply queues one of the answers to a request once the queue has room. A
+// request may name many channels (a connect up to max_subscriptions of
+// them), each answered on its own: waiting before each answer makes them
+// flow at the pace the client reads instead of overflowing the queue. It
+// must not be called with a lock held.
+func (s *Session) reply(msg []byte) {
+	if s.WaitForRoom() {
+		s.queueControl(msg)
+	}
+}
 
 // Pong answers the protocol's ping message.
 func (s *Session) Pong() { s.queueControl(s.codec.Pong()) }
@@ -190,18 +213,29 @@ const (
 // the rest runs on its own goroutine, flow-controlled by the send queue.
 func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 	h := s.hub
+	byChannel := make(map[string]*subscription, len(subs))
+	for _, sub := range subs {
+		byChannel[sub.channel] = sub
+	}
 	match := func(channel string) bool {
+		sub := byChannel[channel]
+		return sub != nil && !sub.gone.Load()
+	}
+	allGone := func() bool {
 		for _, sub := range subs {
-			if sub.channel == channel {
-				return true
+			if !sub.gone.Load() {
+				return false
 			}
 		}
-		return false
+		return true
 	}
 	pos := from
 	first := true
 	stalls := 0
 	step := func() (done bool) {
+		if allGone() {
+			return true
+		}
 		upTo := h.Head()
 		events, next, complete, err := h.log.Range(context.Background(), pos, upTo, replayBatch, match)
 		if complete && err == nil && len(events) == 0 && next == pos && next != upTo {
@@ -234,15 +268,16 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 					r = Recovered
 				}
 				for _, sub := range subs {
-					s.queueControl(s.codec.Subscribed(sub.channel, r))
+					s.reply(s.codec.Subscribed(sub.channel, r))
 				}
 			}
 		}
 		for _, e := range events {
-			if e.Exclude != "" && e.Exclude == s.id {
+			sub := byChannel[e.Channel]
+			if sub == nil || e.Exclude != "" && e.Exclude == s.id {
 				continue
 			}
-			if !s.queueReplay(e.Wire(s.codec)) {
+			if !s.queueReplay(e.Wire(s.codec), &sub.gone) {
 				return true
 			}
 		}
@@ -269,17 +304,22 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 	}()
 }
 
-// goLive makes subs live at the current head and announces them with r.
+// goLive makes subs live at the current head and announces them with r,
+// one at a time as the queue has room: each announcement is queued under
+// the hub lock together with its subscription joining the live set, so
+// that it comes before the channel's events.
 func (s *Session) goLive(subs []*subscription, r Recovery) {
 	h := s.hub
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	for _, sub := range subs {
-		if s.subs[sub.channel] != sub {
-			continue
+		if !s.WaitForRoom() {
+			return
 		}
-		h.subscribeLocked(s, sub.channel)
-		s.queueControl(s.codec.Subscribed(sub.channel, r))
+		h.mu.Lock()
+		if s.subs[sub.channel] == sub {
+			h.subscribeLocked(s, sub.channel)
+			s.queueControl(s.codec.Subscribed(sub.channel, r))
+		}
+		h.mu.Unlock()
 	}
 }
 
