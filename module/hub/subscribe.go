@@ -14,13 +14,23 @@ type SubscribeOptions struct {
 	// Token, when given, is verified and its grant kept before access to
 	// private channels is checked.
 	Token string
+	// Member is for protocols that authorise each subscription themselves
+	// (the Pusher protocol's auth signature, checked before the call): the
+	// channels are granted without a token, and Member is the session's
+	// member on presence channels (a Member with no ID grants the other
+	// channels only). Its Info must be normalised (NormalizeInfo). Nil:
+	// tokens decide, and the member of a presence channel is the granting
+	// token's sub and info.
+	Member *Member
 }
 
 // subscription is one channel of a session; while it catches up from
 // history it is not yet among the channel's live subscribers.
 type subscription struct {
-	channel string
-	live    bool // among the channel's subscribers in hub.channels
+	channel   string
+	live      bool   // among the channel's subscribers in hub.channels
+	user      string // the member on a presence channel; "" on others
+	announced bool   // presence: its snapshot was asked for (announcePresenceLocked)
 }
 
 // maxGrants bounds the tokens a session keeps: every token a client sends
@@ -46,13 +56,32 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	}
 	h := s.hub
 	var subs []*subscription
+	var ops []*presenceOp
 	for _, name := range channels {
 		if !ValidChannel(name) {
 			s.SendError(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)})
 			continue
 		}
-		if code, msg := s.access(name, tokenErr); code != "" {
-			s.SendError(ErrorMessage{Code: code, Message: msg, Channel: name})
+		presence := h.IsPresence(name)
+		var member *Member
+		if o.Member != nil {
+			member = o.Member
+		} else {
+			g, code, msg := s.access(name, presence, tokenErr)
+			if code != "" {
+				s.SendError(ErrorMessage{Code: code, Message: msg, Channel: name})
+				continue
+			}
+			if presence {
+				// The member comes from the token alone: a client cannot
+				// announce anybody else.
+				member = &Member{ID: g.Subject, Info: g.Info}
+			}
+		}
+		if !presence {
+			member = nil
+		} else if member.ID == "" {
+			s.SendError(ErrorMessage{Code: CodeForbidden, Message: errAnonymousPresence, Channel: name})
 			continue
 		}
 		h.mu.Lock()
@@ -63,6 +92,7 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 			s.subs[name] = sub
 			subs = append(subs, sub)
 			h.stats.Subscriptions.Add(1)
+			ops = h.addSubscriptionLocked(sub, member, ops)
 		}
 		h.mu.Unlock()
 		switch {
@@ -80,6 +110,11 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	if len(subs) == 0 {
 		return
 	}
+	// Presence first: the store hears of the join, and a first joiner on
+	// this node fetches the channel's snapshot, before the subscription is
+	// announced.
+	h.runPresenceOps(ops)
+	h.prepareMirrors(subs)
 	if !o.Resume {
 		s.catchUp(subs, h.Head(), catchUpFresh)
 		return
@@ -102,9 +137,10 @@ func (s *Session) Unsubscribe(channels []string) {
 			continue
 		}
 		h.mu.Lock()
-		if _, ok := s.subs[name]; ok {
+		if sub, ok := s.subs[name]; ok {
 			delete(s.subs, name)
 			h.unsubscribeLocked(s, name)
+			h.dropSubscriptionLocked(s, sub)
 			h.stats.Subscriptions.Add(-1)
 		}
 		h.mu.Unlock()
@@ -145,20 +181,30 @@ func (s *Session) addToken(token string) error {
 	return nil
 }
 
-// access returns "" when the session may subscribe to channel, else the
-// error code and message to answer with.
-func (s *Session) access(channel string, tokenErr error) (code, msg string) {
-	if !s.policy.IsPrivate(channel) {
-		return "", ""
+// errAnonymousPresence answers a presence subscription without a user.
+const errAnonymousPresence = "presence channels need a token with a sub claim"
+
+// access returns the grant that lets the session subscribe to channel (nil
+// for a public channel), or the error code and message to answer with.
+// Presence channels are always private, and need a grant with a subject:
+// the newest such grant is the one whose subject and info make the member.
+func (s *Session) access(channel string, presence bool, tokenErr error) (g *Grant, code, msg string) {
+	if !presence && !s.policy.IsPrivate(channel) {
+		return nil, "", ""
 	}
 	if s.policy.Tokens == nil {
-		return CodeForbidden, "private channels are not enabled"
+		return nil, CodeForbidden, "private channels are not enabled"
 	}
 	now := time.Now()
-	expired := false
-	for _, g := range s.grants {
+	expired, anonymous := false, false
+	for i := len(s.grants) - 1; i >= 0; i-- {
+		g := s.grants[i]
 		if g.Allows(channel, now) {
-			return "", ""
+			if !presence || g.Subject != "" {
+				return g, "", ""
+			}
+			anonymous = true
+			continue
 		}
 		expired = expired || (g.Covers(channel) && !now.Before(g.Expires))
 	}
@@ -167,11 +213,13 @@ func (s *Session) access(channel string, tokenErr error) (code, msg string) {
 	}
 	switch {
 	case tokenErr != nil:
-		return TokenErrorCode(tokenErr), tokenErr.Error()
+		return nil, TokenErrorCode(tokenErr), tokenErr.Error()
+	case anonymous:
+		return nil, CodeForbidden, errAnonymousPresence
 	case expired:
-		return CodeTokenExpired, ErrTokenExpired.Error()
+		return nil, CodeTokenExpired, ErrTokenExpired.Error()
 	}
-	return CodeForbidden, "no token grants this channel"
+	return nil, CodeForbidden, "no token grants this channel"
 }
 
 // catchUpMode says what a catch-up tells the client.
@@ -236,6 +284,7 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 				for _, sub := range subs {
 					s.queueControl(s.codec.Subscribed(sub.channel, r))
 				}
+				s.announcePresence(subs)
 			}
 		}
 		for _, e := range events {
@@ -280,7 +329,21 @@ func (s *Session) goLive(subs []*subscription, r Recovery) {
 		}
 		h.subscribeLocked(s, sub.channel)
 		s.queueControl(s.codec.Subscribed(sub.channel, r))
+		h.announcePresenceLocked(s, sub)
 	}
+	h.startFlushLocked()
+}
+
+// announcePresence starts the snapshots of subs' presence channels, once
+// their realtime:subscribed is queued.
+func (s *Session) announcePresence(subs []*subscription) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, sub := range subs {
+		h.announcePresenceLocked(s, sub)
+	}
+	h.startFlushLocked()
 }
 
 // lagLocked takes a session that fell behind out of the live set and has it
