@@ -80,7 +80,7 @@ type presenceChannel struct {
 	seq      uint64                  // join order within the mirror
 	buffered []PresenceChange
 
-	list []Member          // members in join order, built on demand
+	list []Member           // members in join order, built on demand
 	wire [maxFormats][]byte // the snapshot, encoded per format on demand
 
 	receivers map[*Session]struct{} // sessions that got the snapshot: they get the changes
