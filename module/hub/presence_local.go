@@ -298,14 +298,15 @@ func (h *Hub) dropPresenceChannelLocked(pc *presenceChannel) {
 // occupancy and returns the store calls to make. member is the session's
 // member on a presence channel, nil on any other. h.mu is held.
 func (h *Hub) addSubscriptionLocked(sub *subscription, member *Member, ops []*presenceOp) []*presenceOp {
-	if member != nil {
-		sub.user = member.ID
-		if op := h.holdLocked(holdKey{sub.channel, member.ID}, *member); op != nil {
+	// Occupied before the member is added, as Pusher sends them.
+	if h.presence.occupancy {
+		if op := h.holdLocked(holdKey{channel: sub.channel}, Member{}); op != nil {
 			ops = append(ops, op)
 		}
 	}
-	if h.presence.occupancy {
-		if op := h.holdLocked(holdKey{channel: sub.channel}, Member{}); op != nil {
+	if member != nil {
+		sub.user = member.ID
+		if op := h.holdLocked(holdKey{sub.channel, member.ID}, *member); op != nil {
 			ops = append(ops, op)
 		}
 	}
