@@ -43,7 +43,7 @@ type holdKey struct {
 // is wanted, and makes the next call if they differ.
 type hold struct {
 	key       holdKey
-	member    Member // as the first connection gave it
+	info      []byte // the member's info, as the first connection gave it
 	conns     int    // this node's subscriptions on it
 	lingerGen uint64 // non-zero while its leave delay runs
 	joined    bool   // the store counts this node as holding it
@@ -137,7 +137,7 @@ func (h *Hub) holdLocked(k holdKey, m Member) *presenceOp {
 	p := &h.presence
 	hd := p.holds[k]
 	if hd == nil {
-		hd = &hold{key: k, member: m}
+		hd = &hold{key: k, info: m.Info}
 		p.holds[k] = hd
 		if k.user != "" {
 			h.presenceChannelLocked(k.channel).users++
@@ -229,7 +229,7 @@ func (h *Hub) runPresenceOps(ops []*presenceOp) {
 		case k.user == "":
 			err = store.Vacate(ctx, k.channel, op.hooks)
 		case op.join:
-			res, err = store.Join(ctx, k.channel, op.hd.member, JoinOptions{Hooks: op.hooks})
+			res, err = store.Join(ctx, k.channel, Member{ID: k.user, Info: op.hd.info}, JoinOptions{Hooks: op.hooks})
 		default:
 			res, err = store.Leave(ctx, k.channel, k.user, op.hooks)
 		}
@@ -571,6 +571,9 @@ func (h *Hub) checkWaitersLocked(pc *presenceChannel) {
 	if len(keep) == 0 {
 		pc.waiters = nil
 		delete(h.presence.waiting, pc)
+		// The next joiner usually comes with a change that would drop
+		// the encoded snapshot anyway: do not keep it meanwhile.
+		pc.invalidate()
 	}
 }
 
@@ -678,7 +681,7 @@ func (h *Hub) heldPresence() []Holding {
 	out := make([]Holding, 0, len(h.presence.holds))
 	for k, hd := range h.presence.holds {
 		if hd.wanted() {
-			out = append(out, Holding{Channel: k.channel, User: k.user, Info: hd.member.Info})
+			out = append(out, Holding{Channel: k.channel, User: k.user, Info: hd.info})
 		}
 	}
 	return out
