@@ -19,10 +19,14 @@ type lingerEntry struct {
 // surgery) and are skipped then.
 type lingerQueue []lingerEntry
 
-func (q lingerQueue) Len() int           { return len(q) }
-func (q lingerQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
-func (q lingerQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *lingerQueue) Push(x any)        { *q = append(*q, x.(lingerEntry)) }
+func (q lingerQueue) Len() int { return len(q) }
+func (q lingerQueue) Less(i, j int) bool {
+	// Equal deadlines go in the order they were set: a member's leave
+	// before its channel's vacate.
+	return q[i].at.Before(q[j].at) || q[i].at.Equal(q[j].at) && q[i].gen < q[j].gen
+}
+func (q lingerQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *lingerQueue) Push(x any)   { *q = append(*q, x.(lingerEntry)) }
 func (q *lingerQueue) Pop() any {
 	old := *q
 	e := old[len(old)-1]
