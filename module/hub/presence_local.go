@@ -368,7 +368,7 @@ func (h *Hub) fetchMirror(pc *presenceChannel) {
 	cancel()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.presence.chans[pc.name] != pc {
+	if h.presence.chans[pc.name] != pc || h.closed {
 		return // nobody here holds the channel any more
 	}
 	if err != nil {
