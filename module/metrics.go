@@ -13,9 +13,11 @@ import (
 // in the engine as atomics; hubCollector reads them at scrape time, so the
 // delivery hot path never touches Prometheus.
 var metrics = struct {
-	rejected       *prometheus.CounterVec
-	publishLatency *prometheus.HistogramVec
-	hubs           *hubCollector
+	rejected        *prometheus.CounterVec
+	publishLatency  *prometheus.HistogramVec
+	webhookEvents   *prometheus.CounterVec
+	webhookFailures *prometheus.CounterVec
+	hubs            *hubCollector
 }{
 	rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy",
@@ -30,6 +32,18 @@ var metrics = struct {
 		Help:      "Time to accept a publish into the hub's log.",
 		Buckets:   []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2},
 	}, []string{"hub"}),
+	webhookEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy",
+		Subsystem: "realtime",
+		Name:      "webhook_events_total",
+		Help:      "Webhook events sent (the receiver answered 2xx), or dropped after an hour of failed attempts, by hub.",
+	}, []string{"hub", "result"}),
+	webhookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy",
+		Subsystem: "realtime",
+		Name:      "webhook_failures_total",
+		Help:      "Webhook POSTs that failed (no 2xx answer) and will be retried, by hub.",
+	}, []string{"hub"}),
 	hubs: newHubCollector(),
 }
 
@@ -39,7 +53,7 @@ func registerMetrics(ctx caddy.Context) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.rejected, metrics.publishLatency, metrics.hubs} {
+	for _, c := range []prometheus.Collector{metrics.rejected, metrics.publishLatency, metrics.webhookEvents, metrics.webhookFailures, metrics.hubs} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -56,6 +70,7 @@ type hubCollector struct {
 	connections, subscriptions, backplaneUp                  *prometheus.Desc
 	published, deliveries, replayed, failed, slow, duplicate *prometheus.Desc
 	lagged, disconnects                                      *prometheus.Desc
+	presenceChannels, presenceMembers, webhookOverflow       *prometheus.Desc
 }
 
 func newHubCollector() *hubCollector {
@@ -63,16 +78,19 @@ func newHubCollector() *hubCollector {
 		return prometheus.NewDesc("caddy_realtime_"+name, help, []string{"hub"}, nil)
 	}
 	return &hubCollector{
-		connections:   d("connections", "Open WebSocket connections."),
-		subscriptions: d("subscriptions", "Channel subscriptions of open connections."),
-		backplaneUp:   d("backplane_up", "1 if the hub's log (memory or Redis) is reachable."),
-		published:     d("events_published_total", "Events accepted into the log (one per channel)."),
-		deliveries:    d("deliveries_total", "Live events queued to subscribers."),
-		replayed:      d("replayed_events_total", "Events sent to resuming subscribers from history."),
-		failed:        d("failed_recoveries_total", "Resumes answered recovered:false."),
-		slow:          d("slow_consumer_disconnects_total", "Connections ended as slow consumers (1013): too far behind for history, or not reading."),
-		duplicate:     d("duplicate_publishes_total", "Publications answered as duplicates of an earlier id."),
-		lagged:        d("lagged_total", "Times a connection fell a send queue behind and caught up from history."),
+		connections:      d("connections", "Open WebSocket connections."),
+		subscriptions:    d("subscriptions", "Channel subscriptions of open connections."),
+		backplaneUp:      d("backplane_up", "1 if the hub's log (memory or Redis) is reachable."),
+		published:        d("events_published_total", "Events accepted into the log (one per channel)."),
+		deliveries:       d("deliveries_total", "Live events queued to subscribers."),
+		replayed:         d("replayed_events_total", "Events sent to resuming subscribers from history."),
+		failed:           d("failed_recoveries_total", "Resumes answered recovered:false."),
+		slow:             d("slow_consumer_disconnects_total", "Connections ended as slow consumers (1013): too far behind for history, or not reading."),
+		duplicate:        d("duplicate_publishes_total", "Publications answered as duplicates of an earlier id."),
+		lagged:           d("lagged_total", "Times a connection fell a send queue behind and caught up from history."),
+		presenceChannels: d("presence_channels", "Presence channels with members held by this node."),
+		presenceMembers:  d("presence_members", "Presence members held by this node (one per user and channel, however many tabs)."),
+		webhookOverflow:  d("webhook_queue_overflow_total", "Webhook events the in-memory queue dropped unsent because it was full."),
 		disconnects: prometheus.NewDesc("caddy_realtime_disconnects_total", "Connections the server ended, by reason.",
 			[]string{"hub", "reason"}, nil),
 	}
@@ -80,7 +98,7 @@ func newHubCollector() *hubCollector {
 
 // Describe implements prometheus.Collector.
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connections, c.subscriptions, c.backplaneUp, c.published, c.deliveries, c.replayed, c.failed, c.slow, c.duplicate, c.lagged, c.disconnects} {
+	for _, d := range []*prometheus.Desc{c.connections, c.subscriptions, c.backplaneUp, c.published, c.deliveries, c.replayed, c.failed, c.slow, c.duplicate, c.lagged, c.disconnects, c.presenceChannels, c.presenceMembers, c.webhookOverflow} {
 		ch <- d
 	}
 }
@@ -106,6 +124,9 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.slow, s.SlowDisconnects)
 		counter(c.duplicate, s.Duplicates)
 		counter(c.lagged, s.Lagged)
+		gauge(c.presenceChannels, s.PresenceChannels)
+		gauge(c.presenceMembers, s.PresenceMembers)
+		counter(c.webhookOverflow, s.WebhooksDropped)
 		for reason, n := range s.Disconnects {
 			ch <- prometheus.MustNewConstMetric(c.disconnects, prometheus.CounterValue, float64(n), ph.name, reason)
 		}

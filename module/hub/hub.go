@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,9 @@ type Hub struct {
 
 	lastFlush time.Time     // when the flusher last began writing
 	urgent    chan struct{} // cuts the flusher's coalescing wait short
+
+	pconfig  atomic.Pointer[PresenceConfig]
+	presence presenceState // guarded by mu (presence_local.go)
 }
 
 // Limits bound a hub's sessions on this node; 0 is unlimited.
@@ -51,6 +55,7 @@ func New(name string, log Log) *Hub {
 		perIP:    make(map[string]int),
 		urgent:   make(chan struct{}, 1),
 	}
+	h.initPresence(log)
 	return h
 }
 
@@ -65,6 +70,10 @@ func (h *Hub) Start() error {
 		}
 		if g, ok := h.log.(GapReporter); ok {
 			g.OnGap(h.resync)
+		}
+		if err := h.startPresence(); err != nil {
+			h.startErr = err
+			return
 		}
 		h.startErr = h.log.Start(h.deliver)
 	})
@@ -173,6 +182,7 @@ func (h *Hub) remove(s *Session) {
 		if sub.live {
 			h.unsubscribeLocked(s, name)
 		}
+		h.dropSubscriptionLocked(s, sub)
 	}
 	h.stats.Subscriptions.Add(-int64(len(s.subs)))
 	clear(s.subs)
@@ -204,7 +214,9 @@ func (h *Hub) allSessions() []*Session {
 func (h *Hub) Close(d Disconnect, spread, wait time.Duration) {
 	h.mu.Lock()
 	h.closed = true
+	h.stopLingerLocked()
 	h.mu.Unlock()
+	defer h.presence.store.Close()
 	sessions := h.allSessions()
 	for _, s := range sessions {
 		if spread <= 0 {

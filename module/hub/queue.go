@@ -74,6 +74,29 @@ func (s *Session) queueControl(msg []byte) {
 	s.pushLocked(msg)
 }
 
+// queueNotice queues a presence message for the flusher to write, like an
+// event, but not counted against the SendQueue: presence messages are few,
+// and a session must get every one of them to keep its member list right.
+// A session that stops reading while they pile up overflows as it would
+// with control messages.
+func (s *Session) queueNotice(msg []byte) queueResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return queueSkipped
+	}
+	if len(s.queue) >= 2*s.policy.SendQueue+controlBurst {
+		s.overflowLocked()
+		return queueSkipped
+	}
+	s.queue = append(s.queue, msg)
+	if !s.writing && s.t != nil {
+		s.writing = true
+		return queuedFlush
+	}
+	return queued
+}
+
 // QueueControl queues bytes a transport sends in order with the rest, such
 // as a WebSocket pong frame.
 func (s *Session) QueueControl(msg []byte) { s.queueControl(msg) }

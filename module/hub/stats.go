@@ -17,6 +17,9 @@ type Stats struct {
 	FailedRecoveries atomic.Int64 // subscriptions answered NotRecovered to a resume
 	SlowDisconnects  atomic.Int64 // sessions ended as slow consumers
 	Lagged           atomic.Int64 // sessions that fell behind and caught up from the log
+	PresenceChannels atomic.Int64 // presence channels with members held by this node
+	PresenceMembers  atomic.Int64 // members held by this node, one per user and channel
+	WebhooksDropped  atomic.Int64 // webhook events the in-memory queue dropped unsent when full
 
 	dmu         sync.Mutex
 	disconnects map[string]int64 // sessions the server ended, by Disconnect.Name
@@ -58,6 +61,9 @@ type Snapshot struct {
 	FailedRecoveries int64            `json:"failed_recoveries"`
 	SlowDisconnects  int64            `json:"slow_consumer_disconnects"`
 	Lagged           int64            `json:"lagged"`
+	PresenceChannels int64            `json:"presence_channels"`
+	PresenceMembers  int64            `json:"presence_members"`
+	WebhooksDropped  int64            `json:"webhook_events_dropped"`
 	Disconnects      map[string]int64 `json:"disconnects"`
 }
 
@@ -73,6 +79,9 @@ func (s *Stats) Snapshot() Snapshot {
 		FailedRecoveries: s.FailedRecoveries.Load(),
 		SlowDisconnects:  s.SlowDisconnects.Load(),
 		Lagged:           s.Lagged.Load(),
+		PresenceChannels: s.PresenceChannels.Load(),
+		PresenceMembers:  s.PresenceMembers.Load(),
+		WebhooksDropped:  s.WebhooksDropped.Load(),
 		Disconnects:      s.Disconnects(),
 	}
 }

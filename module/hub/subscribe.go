@@ -15,13 +15,23 @@ type SubscribeOptions struct {
 	// Token, when given, is verified and its grant kept before access to
 	// private channels is checked.
 	Token string
+	// Member is for protocols that authorise each subscription themselves
+	// (the Pusher protocol's auth signature, checked before the call): the
+	// channels are granted without a token, and Member is the session's
+	// member on presence channels (a Member with no ID grants the other
+	// channels only). Its Info must be normalised (NormalizeInfo). Nil:
+	// tokens decide, and the member of a presence channel is the granting
+	// token's sub and info.
+	Member *Member
 }
 
 // subscription is one channel of a session; while it catches up from
 // history it is not yet among the channel's live subscribers.
 type subscription struct {
-	channel string
-	live    bool // among the channel's subscribers in hub.channels
+	channel   string
+	live      bool   // among the channel's subscribers in hub.channels
+	user      string // the member on a presence channel; "" on others
+	announced bool   // presence: its snapshot was asked for (announcePresenceLocked)
 	// gone is set, before the unsubscribed answer is queued, when the
 	// subscription is removed (or its session ends): a catch-up that is
 	// still replaying it stops, so that no event of it follows that answer
@@ -56,13 +66,32 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	}
 	h := s.hub
 	var subs []*subscription
+	var ops []*presenceOp
 	for _, name := range channels {
 		if !ValidChannel(name) {
 			s.reply(s.codec.Error(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)}))
 			continue
 		}
-		if code, msg := s.access(name, tokenErr); code != "" {
-			s.reply(s.codec.Error(ErrorMessage{Code: code, Message: msg, Channel: name}))
+		presence := h.IsPresence(name)
+		var member *Member
+		if o.Member != nil {
+			member = o.Member
+		} else {
+			g, code, msg := s.access(name, presence, tokenErr)
+			if code != "" {
+				s.reply(s.codec.Error(ErrorMessage{Code: code, Message: msg, Channel: name}))
+				continue
+			}
+			if presence {
+				// The member comes from the token alone: a client cannot
+				// announce anybody else.
+				member = &Member{ID: g.Subject, Info: g.Info}
+			}
+		}
+		if !presence {
+			member = nil
+		} else if member.ID == "" {
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeForbidden, Message: errAnonymousPresence, Channel: name}))
 			continue
 		}
 		h.mu.Lock()
@@ -73,6 +102,7 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 			s.subs[name] = sub
 			subs = append(subs, sub)
 			h.stats.Subscriptions.Add(1)
+			ops = h.addSubscriptionLocked(sub, member, ops)
 		}
 		h.mu.Unlock()
 		switch {
@@ -90,6 +120,11 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	if len(subs) == 0 {
 		return
 	}
+	// Presence first: the store hears of the join, and a first joiner on
+	// this node fetches the channel's snapshot, before the subscription is
+	// announced.
+	h.runPresenceOps(ops)
+	h.prepareMirrors(subs)
 	if !o.Resume {
 		s.catchUp(subs, h.Head(), catchUpFresh)
 		return
@@ -117,6 +152,7 @@ func (s *Session) Unsubscribe(channels []string) {
 			sub.gone.Store(true)
 			delete(s.subs, name)
 			h.unsubscribeLocked(s, name)
+			h.dropSubscriptionLocked(s, sub)
 			h.stats.Subscriptions.Add(-1)
 		}
 		h.mu.Unlock()
@@ -168,20 +204,30 @@ func (s *Session) addToken(token string) error {
 	return nil
 }
 
-// access returns "" when the session may subscribe to channel, else the
-// error code and message to answer with.
-func (s *Session) access(channel string, tokenErr error) (code, msg string) {
-	if !s.policy.IsPrivate(channel) {
-		return "", ""
+// errAnonymousPresence answers a presence subscription without a user.
+const errAnonymousPresence = "presence channels need a token with a sub claim"
+
+// access returns the grant that lets the session subscribe to channel (nil
+// for a public channel), or the error code and message to answer with.
+// Presence channels are always private, and need a grant with a subject:
+// the newest such grant is the one whose subject and info make the member.
+func (s *Session) access(channel string, presence bool, tokenErr error) (g *Grant, code, msg string) {
+	if !presence && !s.policy.IsPrivate(channel) {
+		return nil, "", ""
 	}
 	if s.policy.Tokens == nil {
-		return CodeForbidden, "private channels are not enabled"
+		return nil, CodeForbidden, "private channels are not enabled"
 	}
 	now := time.Now()
-	expired := false
-	for _, g := range s.grants {
+	expired, anonymous := false, false
+	for i := len(s.grants) - 1; i >= 0; i-- {
+		g := s.grants[i]
 		if g.Allows(channel, now) {
-			return "", ""
+			if !presence || g.Subject != "" {
+				return g, "", ""
+			}
+			anonymous = true
+			continue
 		}
 		expired = expired || (g.Covers(channel) && !now.Before(g.Expires))
 	}
@@ -190,11 +236,13 @@ func (s *Session) access(channel string, tokenErr error) (code, msg string) {
 	}
 	switch {
 	case tokenErr != nil:
-		return TokenErrorCode(tokenErr), tokenErr.Error()
+		return nil, TokenErrorCode(tokenErr), tokenErr.Error()
+	case anonymous:
+		return nil, CodeForbidden, errAnonymousPresence
 	case expired:
-		return CodeTokenExpired, ErrTokenExpired.Error()
+		return nil, CodeTokenExpired, ErrTokenExpired.Error()
 	}
-	return CodeForbidden, "no token grants this channel"
+	return nil, CodeForbidden, "no token grants this channel"
 }
 
 // catchUpMode says what a catch-up tells the client.
@@ -270,6 +318,7 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 				for _, sub := range subs {
 					s.reply(s.codec.Subscribed(sub.channel, r))
 				}
+				s.announcePresence(subs)
 			}
 		}
 		for _, e := range events {
@@ -318,9 +367,23 @@ func (s *Session) goLive(subs []*subscription, r Recovery) {
 		if s.subs[sub.channel] == sub {
 			h.subscribeLocked(s, sub.channel)
 			s.queueControl(s.codec.Subscribed(sub.channel, r))
+			h.announcePresenceLocked(s, sub)
+			h.startFlushLocked()
 		}
 		h.mu.Unlock()
 	}
+}
+
+// announcePresence starts the snapshots of subs' presence channels, once
+// their realtime:subscribed is queued.
+func (s *Session) announcePresence(subs []*subscription) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, sub := range subs {
+		h.announcePresenceLocked(s, sub)
+	}
+	h.startFlushLocked()
 }
 
 // lagLocked takes a session that fell behind out of the live set and has it

@@ -21,7 +21,7 @@
  * API: connect(config), disconnect(), reconnect() (new handshake now, same
  * cursor and channels), on(type, fn) -> off function,
  * off(type, fn), subscribe(channel), unsubscribe(channel), and the read-only
- * cursor(), state(), channels(), connectionId().
+ * cursor(), state(), channels(), connectionId(), presence(channel).
  * on("*") gets every event. Lifecycle pseudo-events: realtime:state {state},
  * realtime:open, realtime:close {code, reason, reconnect, delay},
  * realtime:subscribed, realtime:unsubscribed, realtime:error (the server's
@@ -413,6 +413,7 @@
 	}
 
 	function control(frame) {
+		if (presenceFrame(frame)) return;
 		switch (frame.type) {
 		case 'realtime:welcome':
 			clearTimeout(timers.connect);
@@ -474,6 +475,91 @@
 		render(ev);
 		emit(ev.type, ev);
 	}
+
+	// ------------------------------------------------- presence [presence]
+	// Presence channels (presence-* and the hub's `presence` patterns). After
+	// realtime:subscribed the server sends a snapshot (realtime:presence), then
+	// realtime:member_added / realtime:member_removed, or, above the hub's
+	// member limit, realtime:presence_count. Every snapshot resets the channel:
+	// a later one (after a reconnect, or back under the limit) is compared with
+	// what we had, and the difference is reported as member_added and
+	// member_removed, so handlers see every change exactly once.
+	//   presence(channel) -> {channel, count, members: [{id, info}] or null
+	//     (counts only)}, or null before the first snapshot;
+	//   on("presence", fn): {channel, count, members} on every change;
+	//   on("member_added" | "member_removed", fn): {channel, member, count}.
+	// These three names are presence's: on("*") does not get them.
+	var rosters = {}; // channel -> {count, members: Map(id -> {id, info}) or null}
+
+	function presenceFrame(frame) {
+		var ch = frame.channel;
+		if (typeof ch !== 'string') return false;
+		var old = rosters[ch];
+		switch (frame.type) {
+		case 'realtime:presence':
+			var next = { count: Number(frame.count) || 0, members: null };
+			if (Array.isArray(frame.members)) {
+				next.members = new Map();
+				frame.members.forEach(function (m) {
+					if (m && typeof m.id === 'string') next.members.set(m.id, presenceMember(m));
+				});
+			}
+			rosters[ch] = next;
+			if (old && old.members && next.members) {
+				old.members.forEach(function (m, id) {
+					if (!next.members.has(id)) emitPresence('member_removed', { channel: ch, member: m, count: next.count });
+				});
+				next.members.forEach(function (m, id) {
+					if (!old.members.has(id)) emitPresence('member_added', { channel: ch, member: m, count: next.count });
+				});
+			}
+			break;
+		case 'realtime:member_added':
+		case 'realtime:member_removed':
+			if (!old || !old.members || !frame.member || typeof frame.member.id !== 'string') return true;
+			var m = presenceMember(frame.member);
+			if (frame.type === 'realtime:member_added') old.members.set(m.id, m);
+			else old.members.delete(m.id);
+			old.count = typeof frame.count === 'number' ? frame.count : old.members.size;
+			emitPresence(frame.type.slice('realtime:'.length), { channel: ch, member: m, count: old.count });
+			break;
+		case 'realtime:presence_count':
+			if (!old) return true;
+			old.count = Number(frame.count) || 0;
+			old.members = null;
+			break;
+		case 'realtime:unsubscribed':
+			delete rosters[ch];
+			return false; // handled as usual too
+		default:
+			return false;
+		}
+		emitPresence('presence', presence(ch));
+		return true;
+	}
+
+	function presenceMember(m) {
+		return { id: m.id, info: m.info === undefined ? null : m.info };
+	}
+
+	function presence(channel) {
+		var r = rosters[channel];
+		if (!r) return null;
+		return { channel: channel, count: r.count, members: r.members ? Array.from(r.members.values()) : null };
+	}
+
+	// Presence handlers only, never the "*" ones (those are for events).
+	function emitPresence(type, data) {
+		var list = (handlers[type] || []).slice();
+		for (var i = 0; i < list.length; i++) {
+			try {
+				list[i](data);
+			} catch (err) {
+				console.error('RealtimeEvents: "' + type + '" handler failed', err);
+			}
+		}
+	}
+	// ------------------------------------------------ [/presence]
 
 	// ------------------------------------------------------------- rendering
 
@@ -586,7 +672,8 @@
 		cursor: function () { return cursor; },
 		state: function () { return state; },
 		channels: function () { return channels.slice(); },
-		connectionId: function () { return connectionId; }
+		connectionId: function () { return connectionId; },
+		presence: presence
 	};
 	window.RealtimeEvents = api;
 
