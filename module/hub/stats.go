@@ -18,6 +18,8 @@ type Stats struct {
 	SlowDisconnects  atomic.Int64 // sessions ended as slow consumers
 	Lagged           atomic.Int64 // sessions that fell behind and caught up from the log
 
+	byFormat [maxFormats]atomic.Int64 // open sessions by wire format (Codec.Format)
+
 	dmu         sync.Mutex
 	disconnects map[string]int64 // sessions the server ended, by Disconnect.Name
 }
@@ -32,6 +34,9 @@ func (s *Stats) countDisconnect(name string) {
 	}
 	s.disconnects[name]++
 }
+
+// ConnectionsOf returns the open sessions of wire format f.
+func (s *Stats) ConnectionsOf(f Format) int64 { return s.byFormat[f].Load() }
 
 // Disconnects returns how many sessions the server ended, by reason.
 func (s *Stats) Disconnects() map[string]int64 {

@@ -46,12 +46,16 @@ func (SSE) Event(e *hub.Event) []byte {
 }
 
 // Welcome sets the reconnect delay, the resume point (id) and says hello.
+// A session that resumes from a cursor gets no id: the replayed events
+// that follow are older than the hub's cursor, and the browser keeps the
+// id it resumed from (or the since in the URL still applies) until they
+// are in.
 func (SSE) Welcome(w hub.Welcome) []byte {
 	b := make([]byte, 0, 192)
 	b = append(b, "retry: "...)
 	b = strconv.AppendInt(b, SSEReconnectDelay, 10)
 	b = append(b, '\n')
-	if w.Cursor.Epoch != "" {
+	if w.Cursor.Epoch != "" && !w.Resuming {
 		b = append(b, "id: "...)
 		b = w.Cursor.AppendTo(b)
 		b = append(b, '\n')

@@ -156,6 +156,11 @@ func TestSSEWelcomeSetsRetryAndResumePoint(t *testing.T) {
 	if m.data != string(WelcomeJSON(hub.Welcome{ConnectionID: "1.2", Cursor: c, PingInterval: 25 * time.Second})) {
 		t.Fatalf("welcome data %q is not the WebSocket JSON", m.data)
 	}
+	// A resume replays events older than the hub's cursor after the
+	// welcome: an id there would skip them on a reconnect.
+	if m := one(t, SSE{}.Welcome(hub.Welcome{ConnectionID: "1.2", Cursor: c, Resuming: true})); m.hasID {
+		t.Fatalf("welcome of a resume sets id %q", m.id)
+	}
 }
 
 func TestSSECloseIsAnErrorWithTheDisconnectName(t *testing.T) {
