@@ -30,8 +30,9 @@ import (
 // reads through the runtime poller, so see readableTLS for how its reads
 // are kept from blocking.
 
-// poller is the process's epoll set of idle WebSocket connections. Its
-// goroutine exists only while connections are registered.
+// poller is the process's epoll set of idle WebSocket connections and
+// taken-over Server-Sent Events streams. Its goroutine exists only while
+// connections are registered.
 type poller struct {
 	epfd    int
 	mu      sync.Mutex
