@@ -44,6 +44,8 @@ type hubInfo struct {
 	LastError string `json:"backplane_error,omitempty"`
 	Head      string `json:"cursor"`
 	Channels  int    `json:"channels"`
+	// Transports counts the open connections by transport.
+	Transports map[string]int64 `json:"transports"`
 	hub.Snapshot
 }
 
@@ -55,13 +57,14 @@ func (a AdminAPI) listHubs(w http.ResponseWriter, r *http.Request) error {
 	for _, ph := range runningHubs() {
 		up, lastErr := ph.health()
 		out = append(out, hubInfo{
-			Name:      ph.name,
-			Backplane: ph.backend,
-			Up:        up,
-			LastError: lastErr,
-			Head:      ph.Head().String(),
-			Channels:  ph.Channels(),
-			Snapshot:  ph.Stats().Snapshot(),
+			Name:       ph.name,
+			Backplane:  ph.backend,
+			Up:         up,
+			LastError:  lastErr,
+			Head:       ph.Head().String(),
+			Channels:   ph.Channels(),
+			Transports: connectionsByTransport(ph.Stats()),
+			Snapshot:   ph.Stats().Snapshot(),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -159,6 +159,7 @@ func (h *Hub) admit(s *Session, ip string, p *Policy) error {
 		h.perIP[ip]++
 	}
 	h.stats.Connections.Add(1)
+	h.stats.byFormat[s.codec.Format()].Add(1)
 	return nil
 }
 
@@ -187,6 +188,7 @@ func (h *Hub) remove(s *Session) {
 	h.stats.Subscriptions.Add(-int64(len(s.subs)))
 	clear(s.subs)
 	h.stats.Connections.Add(-1)
+	h.stats.byFormat[s.codec.Format()].Add(-1)
 }
 
 // Sessions returns the number of open sessions.

@@ -21,6 +21,8 @@ type Stats struct {
 	PresenceMembers  atomic.Int64 // members held by this node, one per user and channel
 	WebhooksDropped  atomic.Int64 // webhook events the in-memory queue dropped unsent when full
 
+	byFormat [maxFormats]atomic.Int64 // open sessions by wire format (Codec.Format)
+
 	dmu         sync.Mutex
 	disconnects map[string]int64 // sessions the server ended, by Disconnect.Name
 }
@@ -38,6 +40,9 @@ func (s *Stats) countDisconnect(name string) {
 	}
 	s.disconnects[name]++
 }
+
+// ConnectionsOf returns the open sessions of wire format f.
+func (s *Stats) ConnectionsOf(f Format) int64 { return s.byFormat[f].Load() }
 
 // Disconnects returns how many sessions the server ended, by reason.
 func (s *Stats) Disconnects() map[string]int64 {

@@ -10,9 +10,10 @@ import (
 	"github.com/wprealtime/caddy-realtime/test/testenv"
 )
 
-// TestLoadToolSmoke builds the load tool and runs it once, small, against
-// the product: 200 subscribers, 2 s of back-to-back publishing. It asserts
-// that nothing was lost, duplicated or reordered, never a speed.
+// TestLoadToolSmoke builds the load tool and runs it, small, against the
+// product: 200 subscribers, 2 s of back-to-back publishing, once over
+// WebSocket and once over Server-Sent Events. It asserts that nothing was
+// lost, duplicated or reordered, never a speed.
 func TestLoadToolSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load tool smoke run skipped in -short mode")
@@ -41,15 +42,18 @@ func TestLoadToolSmoke(t *testing.T) {
 		},
 	})
 
-	run := exec.Command(tool, "-target", "realtime",
-		"-url", fmt.Sprintf("ws://127.0.0.1:%d/ws", port),
-		"-pub-url", fmt.Sprintf("http://127.0.0.1:%d/pub", port),
-		"-secret", "smoke-secret", "-subs", "200", "-duration", "2s",
-		"-server-pid", fmt.Sprint(p.Cmd.Process.Pid), "-timeout", "90s", "-quiet", "-check")
-	out, err := run.CombinedOutput()
-	t.Logf("loadtest:\n%s", testenv.Indent(string(out)))
-	if err != nil {
-		t.Fatalf("load tool check failed: %v", err)
+	// The same over WebSocket and over Server-Sent Events (the same route).
+	for _, transport := range []struct{ name, scheme string }{{"ws", "ws"}, {"sse", "http"}} {
+		run := exec.Command(tool, "-target", "realtime", "-transport", transport.name,
+			"-url", fmt.Sprintf("%s://127.0.0.1:%d/ws", transport.scheme, port),
+			"-pub-url", fmt.Sprintf("http://127.0.0.1:%d/pub", port),
+			"-secret", "smoke-secret", "-subs", "200", "-duration", "2s",
+			"-server-pid", fmt.Sprint(p.Cmd.Process.Pid), "-timeout", "90s", "-quiet", "-check")
+		out, err := run.CombinedOutput()
+		t.Logf("loadtest -transport %s:\n%s", transport.name, testenv.Indent(string(out)))
+		if err != nil {
+			t.Fatalf("load tool check failed (-transport %s): %v", transport.name, err)
+		}
 	}
 }
 
