@@ -29,6 +29,8 @@ require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-outbox.php';
 require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-publishers.php';
 require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-auth.php';
 require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-frontend.php';
+require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-presence.php';
+require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-presence-frontend.php';
 require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-plugin.php';
 require_once REALTIME_EVENTS_DIR . 'includes/functions.php';
 

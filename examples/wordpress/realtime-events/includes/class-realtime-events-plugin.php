@@ -59,6 +59,8 @@ final class Realtime_Events_Plugin {
 		Realtime_Events_Publishers::register();
 		Realtime_Events_Auth::register();
 		Realtime_Events_Frontend::register();
+		Realtime_Events_Presence::register();
+		Realtime_Events_Presence_Frontend::register();
 		if ( is_admin() && class_exists( 'Realtime_Events_Admin' ) ) {
 			Realtime_Events_Admin::register();
 		}
