@@ -375,7 +375,7 @@ class Realtime_Events_Admin {
 			<tr>
 				<th scope="row"><?php esc_html_e( 'In the Caddyfile', 'realtime-events' ); ?></th>
 				<td>
-					<pre class="realtime-events-webhook-caddyfile"><code><?php echo esc_html( $lines ); ?></code></pre>
+					<pre class="realtime-events-webhook-caddyfile" style="tab-size:4;-moz-tab-size:4;background:#f6f7f7;border:1px solid #dcdcde;padding:8px 12px;margin:0 0 6px;overflow:auto;"><?php echo esc_html( $lines ); ?></pre>
 					<span class="description">
 					<?php
 					/* translators: 1: environment variable, 2: constant. */
@@ -389,12 +389,13 @@ class Realtime_Events_Admin {
 				<td class="realtime-events-webhook-last">
 				<?php
 				if ( $status['last_ok'] ) {
+					$events = (int) $status['last_ok']['events'];
 					echo esc_html(
 						sprintf(
-							/* translators: 1: relative time, 2: number of events, 3: number of deliveries. */
-							__( 'received %1$s with %2$d event(s); %3$d deliveries so far', 'realtime-events' ),
+							/* translators: 1: relative time, 2: number of events in the last delivery, 3: number of deliveries. */
+							_n( 'received %1$s with %2$d event; %3$d deliveries so far', 'received %1$s with %2$d events; %3$d deliveries so far', $events, 'realtime-events' ),
 							self::relative( (int) $status['last_ok']['time'] ),
-							(int) $status['last_ok']['events'],
+							$events,
 							(int) $status['deliveries']
 						)
 					);
