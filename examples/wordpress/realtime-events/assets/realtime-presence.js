@@ -260,6 +260,7 @@
 						img.height = 24;
 						img.loading = 'lazy';
 						img.referrerPolicy = 'no-referrer';
+						img.onerror = function () { this.remove(); }; // no broken-image box
 						img.src = src;
 						li.appendChild(img);
 					}
