@@ -1,7 +1,7 @@
 // Browser proof of issues 5 and 12 (the WordPress side) against a real WordPress behind the
 // product's Caddy, with the Debian Chromium driven by playwright-core. Run by
 // wordpress_test.go, which sets:
-//   RT_SITE RT_PAGE_URL RT_READING_URL RT_READING_LIVE_URL RT_READING_ID RT_DOCROOT RT_TOOL
+//   RT_SITE RT_PAGE_URL RT_PAGE_ID RT_READING_URL RT_READING_LIVE_URL RT_READING_ID RT_DOCROOT RT_TOOL
 //   RT_BROADCAST_FILE RT_GOOD_URL RT_BAD_URL RT_ADMIN_PASSWORD RT_READER_PASSWORD RT_READER_ID
 //   RT_WRITER_ID RT_SECRET RT_WEBHOOK_SECRET RT_OUT PLAYWRIGHT_CORE [CHROMIUM] [RT_PHP]
 //   RT_GROUP: "core" (default: everything that runs against any hub) or "presence" (two
@@ -582,7 +582,9 @@ async function coreChecks(browser) {
 	});
 
 	await step('presence: signed webhooks feed the "Online now" widget and the settings page', async () => {
-		const channel = READING_CHANNEL();
+		// The live page's channel: no browser joins it, so with a hub that sends webhooks
+		// of its own nothing but these events reaches it.
+		const channel = 'presence-post.' + env('RT_PAGE_ID');
 		const writer = String(env('RT_WRITER_ID'));
 		const anonId = 'anon-' + crypto.randomBytes(16).toString('hex');
 		const id = () => 'browser-' + crypto.randomBytes(8).toString('hex');
@@ -594,7 +596,7 @@ async function coreChecks(browser) {
 		assert(added.status === 200 && added.body.processed === 3, `webhook: ${JSON.stringify(added)}`);
 		const w = await onlineWidget(adminPage);
 		const c = w.channels[channel];
-		assert(c && c.title === 'Reading now', `widget channel: ${JSON.stringify(w)}`);
+		assert(c && c.title === 'Live', `widget channel: ${JSON.stringify(w)}`);
 		assert(JSON.stringify(c.ids) === JSON.stringify([String(READER_ID), writer].sort()), `widget members: ${JSON.stringify(c)}`);
 		assert(c.names.includes(WRITER_NAME) && c.names.includes('reader'), `names as text: ${JSON.stringify(c.names)}`);
 		assert(/^1 anonymous visitor$/.test(c.anonymous), `anonymous count: ${c.anonymous}`);
@@ -611,7 +613,8 @@ async function coreChecks(browser) {
 		}));
 		assert(settings.url === WEBHOOK_URL(), `webhook URL: ${settings.url}`);
 		assert(settings.caddyfile.includes('webhook ' + WEBHOOK_URL()) && settings.caddyfile.includes('secret {env.REALTIME_WEBHOOK_SECRET}'), `Caddyfile lines: ${settings.caddyfile}`);
-		assert(/^received .* ago with 3 event/.test(settings.last), `last webhook: ${settings.last}`);
+		// The last delivery may be the hub's own (when it sends webhooks) rather than ours.
+		assert(/^received .* ago with \d+ events?; \d+ deliveries so far$/.test(settings.last), `last webhook: ${settings.last}`);
 		assert(!settings.config.includes(env('RT_WEBHOOK_SECRET')), 'the webhook secret is not shown');
 		await adminPage.locator('#realtime-events-webhook-status').screenshot({ path: path.join(OUT, '08-settings-webhook.png') }).catch(() => {});
 		notes.settings_webhook = settings;
@@ -651,7 +654,7 @@ async function presenceChecks(browser) {
 		notes.member_added_ms = Date.now() - t0;
 		const other = await waitPresence(writer.page, 2, ['reader', WRITER_NAME]);
 		for (const v of [seen, other]) {
-			assert(v.xss === undefined && v.strayImages === 0, `a display name that is HTML is text: ${JSON.stringify(v)}`);
+			assert(v.xss === undefined && v.strayImages === 0, `a display name that is HTML is text (${v === seen ? "reader" : "writer"}): ${JSON.stringify(v)}`);
 			assert(JSON.stringify(v.ids) === JSON.stringify([String(READER_ID), writerId].sort()), `member ids: ${JSON.stringify(v.ids)}`);
 		}
 		assert(reader.page.__dialogs.length === 0 && writer.page.__dialogs.length === 0, 'no alert dialog');

@@ -253,6 +253,7 @@ func TestWordPressEndToEnd(t *testing.T) {
 	}
 	var siteInfo struct {
 		PageURL        string `json:"page_url"`
+		PageID         int    `json:"page_id"`
 		ReaderID       int    `json:"reader_id"`
 		WriterID       int    `json:"writer_id"`
 		ReadingID      int    `json:"reading_id"`
@@ -334,6 +335,7 @@ func TestWordPressEndToEnd(t *testing.T) {
 	browserEnv := []string{
 		"RT_SITE=" + site,
 		"RT_PAGE_URL=" + siteInfo.PageURL,
+		fmt.Sprintf("RT_PAGE_ID=%d", siteInfo.PageID),
 		"RT_READING_URL=" + siteInfo.ReadingURL,
 		"RT_READING_LIVE_URL=" + siteInfo.ReadingLiveURL,
 		fmt.Sprintf("RT_READING_ID=%d", siteInfo.ReadingID),
