@@ -215,7 +215,7 @@ func TestWordPressEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("caddy adapt examples/wordpress/Caddyfile: %v\n%s", err, out)
 		}
-		for _, want := range []string{`"realtime_ws"`, `"realtime_broadcast"`, `"remote_ip"`, `"token_cookie":"realtime_token"`} {
+		for _, want := range []string{`"realtime_ws"`, `"realtime_broadcast"`, `"remote_ip"`, `"token_cookie":"realtime_token"`, `"webhook":{"url":"https://example.com/wp-json/realtime-events/v1/webhook"`} {
 			if !strings.Contains(out, want) {
 				t.Errorf("adapted example has no %s", want)
 			}
@@ -290,9 +290,6 @@ func TestWordPressEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The hub's presence and webhooks are configured by Caddyfile.tmpl once the module
-	// has them; until then the browser checks of presence cannot run.
-	presence := bytes.Contains(cfg, []byte("presence_leave_delay")) && bytes.Contains(cfg, []byte("webhook "))
 	caddyProc := testenv.StartCaddy(t, testenv.CaddyConfig{
 		Caddyfile: string(cfg), // admin off
 		Site:      fmt.Sprintf("127.0.0.1:%d", port),
@@ -359,12 +356,9 @@ func TestWordPressEndToEnd(t *testing.T) {
 		runBrowser(t, here, node, output, append(browserEnv, "RT_GROUP=core"))
 	})
 
+	// Live presence: the hub's presence (presence_leave_delay 1s in Caddyfile.tmpl) and
+	// its webhook to the plugin's receiver.
 	t.Run("presence-browser", func(t *testing.T) {
-		if !presence {
-			// Not an environment prerequisite: the module's presence and webhooks are not
-			// configured by Caddyfile.tmpl yet (they need the module's presence merged).
-			t.Skip("presence browser checks: Caddyfile.tmpl configures no presence_leave_delay and webhook yet")
-		}
 		runBrowser(t, here, node, output, append(browserEnv, "RT_GROUP=presence"))
 	})
 
