@@ -335,22 +335,36 @@ class PresenceTest extends RealtimeTestCase {
 		$this->assertSame( '', $this->render_in_post( 0, $id, '[realtime_presence channel="posts"]' )['html'], 'not a presence channel: nothing' );
 		$this->assertSame( '', $this->render_in_post( 0, $id, '[realtime_presence channel="presence-<x>"]' )['html'] );
 		$this->assertSame( '', $this->render_in_post( 0, 0, '[realtime_presence]' )['html'], 'no post: nothing' );
+
+		// A post printed on another page (a blog index, an archive, another post) does not
+		// make its visitors readers of it; an explicit channel works anywhere.
+		$other = $this->post();
+		$this->assertSame( '', $this->render_in_post( 0, $id, '[realtime_presence]', $other )['html'] );
+		$this->assertSame( '', $this->render_in_post( 0, $id, '[realtime_presence]', 0 )['html'] );
+		$this->assertStringContainsString( 'data-channel="presence-post.' . $id . '"', $this->render_in_post( 0, $id, '[realtime_presence channel="presence-post.' . $id . '"]', 0 )['html'] );
 	}
 
 	/**
-	 * Renders a shortcode inside a post's loop with fresh script state.
+	 * Renders a shortcode inside a post's loop with fresh script state, on the page of
+	 * $page_id (default: the post itself; 0: the blog index).
 	 */
-	private function render_in_post( $user_id, $post_id, $code ) {
+	private function render_in_post( $user_id, $post_id, $code, $page_id = null ) {
+		global $wp_query, $wp_the_query;
 		wp_set_current_user( $user_id );
 		$GLOBALS['wp_scripts'] = null; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
 		$configured            = new ReflectionProperty( 'Realtime_Events_Presence_Frontend', 'configured' );
 		$configured->setAccessible( true );
 		$configured->setValue( null, false );
-		$GLOBALS['post'] = $post_id ? get_post( $post_id ) : null; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
+		$page_id  = null === $page_id ? $post_id : $page_id;
+		$saved    = array( $wp_query, $wp_the_query );
+		$wp_query = $page_id ? new WP_Query( array( 'page_id' => $page_id ) ) : new WP_Query( array( 'posts_per_page' => 1 ) ); // phpcs:ignore WordPress.WP.GlobalVariablesOverride
+		$wp_the_query     = $wp_query; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
+		$GLOBALS['post']  = $post_id ? get_post( $post_id ) : null; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
 		try {
 			$html = do_shortcode( $code );
 		} finally {
-			$GLOBALS['post'] = null; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
+			$GLOBALS['post']                = null; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
+			list( $wp_query, $wp_the_query ) = $saved; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
 		}
 		$scripts = wp_scripts();
 		$before  = $scripts->get_data( 'realtime-events-presence', 'before' );

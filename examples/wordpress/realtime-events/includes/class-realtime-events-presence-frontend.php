@@ -9,7 +9,7 @@ defined( 'ABSPATH' ) || exit;
 
 /**
  * [realtime_presence] prints an empty placeholder for a presence channel (by default the
- * current post's `presence-post.<ID>`); assets/realtime-presence.js fills it with the number
+ * current post's `presence-post.<ID>`, on the post's own page only); assets/realtime-presence.js fills it with the number
  * of readers and, for logged-in viewers, the names and avatars of the logged-in readers.
  *
  * The HTML and the inline configuration are the same for every visitor, so pages stay
@@ -74,14 +74,21 @@ class Realtime_Events_Presence_Frontend {
 	/**
 	 * The channel a shortcode shows.
 	 *
+	 * Without an attribute: the current post's, and only on that post's own page. On a blog
+	 * index or an archive that prints whole posts, a visitor would otherwise join (and be
+	 * counted as reading) every post on the page.
+	 *
 	 * @param string $attribute The channel attribute ('' for the current post's).
 	 * @return string '' when there is none.
 	 */
 	public static function channel_for( $attribute ) {
 		$attribute = trim( (string) $attribute );
 		if ( '' === $attribute ) {
-			$post_id = get_the_ID();
-			return $post_id ? Realtime_Events_Presence::channel_of_post( $post_id ) : '';
+			$post_id = (int) get_the_ID();
+			if ( ! $post_id || ! is_singular() || get_queried_object_id() !== $post_id ) {
+				return '';
+			}
+			return Realtime_Events_Presence::channel_of_post( $post_id );
 		}
 		return Realtime_Events_Presence::is_presence_channel( $attribute ) ? $attribute : '';
 	}
