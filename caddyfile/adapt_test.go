@@ -122,6 +122,17 @@ func TestBadConfigFailsAtLoad(t *testing.T) {
 		{"bad redis url", "realtime {\n hub a {\n redis localhost:6379\n }\n}", "realtime: hub a: redis: want a redis:// or rediss:// URL"},
 		{"bad hub max_connections", "realtime {\n hub a {\n max_connections 0\n }\n}", "realtime: hub a: max_connections: want an integer >= 1"},
 		{"bad hub max_connections_per_ip", "realtime {\n hub a {\n max_connections_per_ip x\n }\n}", "realtime: hub a: max_connections_per_ip: want an integer >= 0"},
+		{"presence without patterns", "realtime {\n hub a {\n presence\n }\n}", "realtime: hub a: presence: needs at least one argument"},
+		{"bad presence_leave_delay", "realtime {\n hub a {\n presence_leave_delay soon\n }\n}", "realtime: hub a: presence_leave_delay: want a duration such as 3s (0 for none)"},
+		{"negative presence_leave_delay", "realtime {\n hub a {\n presence_leave_delay -1s\n }\n}", "realtime: hub a: presence_leave_delay: want a duration"},
+		{"bad presence_max_members", "realtime {\n hub a {\n presence_max_members -1\n }\n}", "realtime: hub a: presence_max_members: want an integer >= 0"},
+		{"zero presence_ttl", "realtime {\n hub a {\n presence_ttl 0s\n }\n}", "realtime: hub a: presence_ttl: want a positive duration"},
+		{"webhook without url", "realtime {\n hub a {\n webhook {\n secret x\n }\n }\n}", "realtime: hub a: webhook: needs one argument"},
+		{"webhook bad url", "realtime {\n hub a {\n webhook ftp://example.com {\n secret x\n }\n }\n}", "realtime: hub a: webhook: want an http:// or https:// URL"},
+		{"webhook without secret", "realtime {\n hub a {\n webhook https://example.com/hook\n }\n}", "realtime: hub a: webhook: secret is required"},
+		{"webhook secret without value", "realtime {\n hub a {\n webhook https://example.com/hook {\n secret\n }\n }\n}", "realtime: hub a: webhook: secret: needs one argument"},
+		{"webhook unknown event", "realtime {\n hub a {\n webhook https://example.com/hook {\n secret x\n events member_added member_joined\n }\n }\n}", `realtime: hub a: webhook: events: unknown event "member_joined"`},
+		{"webhook unknown option", "realtime {\n hub a {\n webhook https://example.com/hook {\n secret x\n retries 3\n }\n }\n}", `realtime: hub a: webhook: unknown option "retries"`},
 	}
 	for _, tc := range global {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,6 +158,8 @@ func TestEmptySecretFailsAtProvision(t *testing.T) {
 		// A typo in a hub name is a load error naming both names.
 		{"realtime {\n hub chat\n}", "realtime_ws /ws {\n hub chat\n}\nrealtime_broadcast /p {\n hub chatt\n secret x\n}", `realtime_broadcast: hub "chatt" is not declared in the realtime app (declared: chat)`},
 		{"", "realtime_ws /ws {\n hub chat\n}", `realtime_ws: hub "chat" is not declared`},
+		{"realtime {\n hub default {\n webhook https://example.com/hook {\n secret {env.CADDY_REALTIME_TEST_UNSET}\n }\n }\n}", "realtime_ws /ws", "realtime: hub default: webhook: secret is empty after placeholder expansion"},
+		{"realtime {\n hub default {\n webhook {env.CADDY_REALTIME_TEST_UNSET} {\n secret x\n }\n }\n}", "realtime_ws /ws", `realtime: hub default: webhook: url: want an http:// or https:// URL, got ""`},
 	}
 	os.Unsetenv("CADDY_REALTIME_TEST_UNSET")
 	for _, tc := range cases {

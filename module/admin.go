@@ -31,11 +31,12 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 func (a AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/realtime/hubs", Handler: caddy.AdminHandlerFunc(a.listHubs)},
-		{Pattern: "/realtime/hubs/", Handler: caddy.AdminHandlerFunc(a.publish)},
+		{Pattern: "/realtime/hubs/", Handler: caddy.AdminHandlerFunc(a.hubRoute)},
 	}
 }
 
-// hubInfo is one hub in GET /realtime/hubs.
+// hubInfo is one hub in GET /realtime/hubs; its presence fields count
+// what this node holds.
 type hubInfo struct {
 	Name      string `json:"name"`
 	Backplane string `json:"backplane"`
@@ -43,6 +44,8 @@ type hubInfo struct {
 	LastError string `json:"backplane_error,omitempty"`
 	Head      string `json:"cursor"`
 	Channels  int    `json:"channels"`
+	// Transports counts the open connections by transport.
+	Transports map[string]int64 `json:"transports"`
 	hub.Snapshot
 }
 
@@ -54,25 +57,28 @@ func (a AdminAPI) listHubs(w http.ResponseWriter, r *http.Request) error {
 	for _, ph := range runningHubs() {
 		up, lastErr := ph.health()
 		out = append(out, hubInfo{
-			Name:      ph.name,
-			Backplane: ph.backend,
-			Up:        up,
-			LastError: lastErr,
-			Head:      ph.Head().String(),
-			Channels:  ph.Channels(),
-			Snapshot:  ph.Stats().Snapshot(),
+			Name:       ph.name,
+			Backplane:  ph.backend,
+			Up:         up,
+			LastError:  lastErr,
+			Head:       ph.Head().String(),
+			Channels:   ph.Channels(),
+			Transports: connectionsByTransport(ph.Stats()),
+			Snapshot:   ph.Stats().Snapshot(),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return writeJSON(w, http.StatusOK, map[string]any{"hubs": out})
 }
 
-// publish serves POST /realtime/hubs/<name>/publish with the body and
-// answers of realtime_broadcast.
-func (a AdminAPI) publish(w http.ResponseWriter, r *http.Request) error {
-	name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/realtime/hubs/"), "/publish")
-	if !ok || name == "" || strings.Contains(name, "/") {
-		return writeJSONError(w, http.StatusNotFound, "not_found", "want POST /realtime/hubs/<name>/publish")
+// hubRoute serves the routes of one hub: POST
+// /realtime/hubs/<name>/publish and GET
+// /realtime/hubs/<name>/presence/<channel>.
+func (a AdminAPI) hubRoute(w http.ResponseWriter, r *http.Request) error {
+	name, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/realtime/hubs/"), "/")
+	channel, presence := strings.CutPrefix(rest, "presence/")
+	if name == "" || (rest != "publish" && (!presence || channel == "")) {
+		return writeJSONError(w, http.StatusNotFound, "not_found", "want POST /realtime/hubs/<name>/publish or GET /realtime/hubs/<name>/presence/<channel>")
 	}
 	var target *pooledHub
 	for _, ph := range runningHubs() {
@@ -85,6 +91,20 @@ func (a AdminAPI) publish(w http.ResponseWriter, r *http.Request) error {
 		// the name comes from the URL.
 		return writeJSONError(w, http.StatusNotFound, "unknown_hub", "no running hub named "+name)
 	}
+	if presence {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			return writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
+		}
+		return servePresence(r.Context(), w, target, channel)
+	}
+	return a.publish(w, r, target)
+}
+
+// publish serves POST /realtime/hubs/<name>/publish with the body and
+// answers of realtime_broadcast.
+func (a AdminAPI) publish(w http.ResponseWriter, r *http.Request, target *pooledHub) error {
+	name := target.name
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return writeRejection(w, name, reject(http.StatusMethodNotAllowed, "method_not_allowed", "use POST"))

@@ -59,6 +59,20 @@ type HubConfig struct {
 	// MaxConnectionsPerIP bounds one client address's connections to the
 	// hub on this node; 0 is unlimited. Default 1000.
 	MaxConnectionsPerIP *int `json:"max_connections_per_ip,omitempty"`
+	// Presence lists * globs of channels that are presence channels on
+	// the module's own protocol, beyond presence-*, which always are.
+	Presence []string `json:"presence,omitempty"`
+	// PresenceLeaveDelay is how long a user stays a member after its last
+	// connection is gone; 0 leaves at once. Default 3s.
+	PresenceLeaveDelay *caddy.Duration `json:"presence_leave_delay,omitempty"`
+	// PresenceMaxMembers is how many members a presence channel lists;
+	// above it, counts only. Default 100.
+	PresenceMaxMembers *int `json:"presence_max_members,omitempty"`
+	// PresenceTTL is how soon the members of a node that died without
+	// saying so are removed, with a backplane. Default 30s.
+	PresenceTTL caddy.Duration `json:"presence_ttl,omitempty"`
+	// Webhook posts what happens on the hub to the application.
+	Webhook *WebhookConfig `json:"webhook,omitempty"`
 }
 
 // Defaults of a hub.
@@ -124,6 +138,22 @@ func (a *App) Validate() error {
 			return fmt.Errorf("realtime: hub %s: max_connections must be positive", name)
 		case hc.MaxConnectionsPerIP != nil && *hc.MaxConnectionsPerIP < 0:
 			return fmt.Errorf("realtime: hub %s: max_connections_per_ip must be 0 (unlimited) or positive", name)
+		case hc.PresenceLeaveDelay != nil && *hc.PresenceLeaveDelay < 0:
+			return fmt.Errorf("realtime: hub %s: presence_leave_delay must not be negative", name)
+		case hc.PresenceMaxMembers != nil && *hc.PresenceMaxMembers < 0:
+			return fmt.Errorf("realtime: hub %s: presence_max_members must not be negative", name)
+		case hc.PresenceTTL < 0:
+			return fmt.Errorf("realtime: hub %s: presence_ttl must be positive", name)
+		}
+		for _, p := range hc.Presence {
+			if p == "" || len(p) > 164 {
+				return fmt.Errorf("realtime: hub %s: presence: invalid pattern %q", name, p)
+			}
+		}
+		if hc.Webhook != nil {
+			if err := checkWebhookConfig(hc.Webhook); err != nil {
+				return fmt.Errorf("realtime: hub %s: webhook: %v", name, err)
+			}
 		}
 	}
 	return nil
@@ -153,7 +183,7 @@ func (a *App) Hub(name string) (*pooledHub, error) {
 func (a *App) acquire(name string) (*pooledHub, error) {
 	s, err := a.settings(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("realtime: hub %s: %v", name, err)
 	}
 	ph, err := acquireHub(s, a.logger.With(zap.String("hub", name)))
 	if err != nil {
@@ -172,6 +202,7 @@ func (a *App) Start() error {
 		if err := ph.Start(); err != nil {
 			return fmt.Errorf("realtime: hub %s: %v", ph.name, err)
 		}
+		ph.startWebhooks()
 	}
 	current.Store(a)
 	return nil

@@ -1,6 +1,7 @@
 package module
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,6 +36,8 @@ type hubSettings struct {
 	limits        hub.Limits
 	backplane     Backplane // nil: in memory
 	backplaneName string
+	presence      hub.PresenceConfig
+	webhook       *webhookTarget // nil: none
 }
 
 // settings returns the effective settings of a hub, loading its backplane
@@ -45,6 +48,7 @@ func (a *App) settings(name string) (hubSettings, error) {
 		historySize: DefaultHistorySize,
 		historyTTL:  DefaultHistoryTTL,
 		limits:      hub.Limits{MaxConnections: defaultMaxConnections, MaxConnectionsPerIP: defaultMaxConnectionsPerIP},
+		presence:    hub.DefaultPresenceConfig(),
 	}
 	hc := a.Hubs[name]
 	if hc == nil {
@@ -61,6 +65,23 @@ func (a *App) settings(name string) (hubSettings, error) {
 	}
 	if hc.MaxConnectionsPerIP != nil {
 		s.limits.MaxConnectionsPerIP = *hc.MaxConnectionsPerIP
+	}
+	s.presence.Patterns = hc.Presence
+	if hc.PresenceLeaveDelay != nil {
+		s.presence.LeaveDelay = time.Duration(*hc.PresenceLeaveDelay)
+	}
+	if hc.PresenceMaxMembers != nil {
+		s.presence.MaxMembers = *hc.PresenceMaxMembers
+	}
+	if hc.PresenceTTL > 0 {
+		s.presence.TTL = time.Duration(hc.PresenceTTL)
+	}
+	if hc.Webhook != nil {
+		t, err := newWebhookTarget(hc.Webhook, "")
+		if err != nil {
+			return s, fmt.Errorf("webhook: %v", err)
+		}
+		s.webhook = t
 	}
 	if hc.BackplaneRaw != nil {
 		v, err := a.ctx.LoadModule(hc, "BackplaneRaw")

@@ -109,9 +109,12 @@ func (b *BroadcastHandler) Validate() error {
 // JSON and schema, then publishes. Every answer is JSON. A request that
 // does not get 200 published nothing.
 func (b *BroadcastHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method == http.MethodGet && r.URL.Query().Has("presence") {
+		return b.presenceQuery(w, r)
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return writeRejection(w, b.Hub, reject(http.StatusMethodNotAllowed, "method_not_allowed", "use POST"))
+		return writeRejection(w, b.Hub, reject(http.StatusMethodNotAllowed, "method_not_allowed", "use POST (or GET ?presence=<channel> to ask who is on a presence channel)"))
 	}
 	body, rj := b.creds.check(w, r, b.MaxBody)
 	if rj != nil {
@@ -125,6 +128,16 @@ func (b *BroadcastHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 	}
 	// A signed request's body was read with its credentials.
 	return publishBody(w, r, b.hub, body, publishLimits{maxBody: b.MaxBody, maxBatch: b.MaxBatch})
+}
+
+// presenceQuery answers GET ?presence=<channel>, with the credentials of
+// a publish; a signature signs "<t>.<raw query>".
+func (b *BroadcastHandler) presenceQuery(w http.ResponseWriter, r *http.Request) error {
+	if rj := b.creds.checkQuery(r); rj != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="realtime_broadcast"`)
+		return writeJSONError(w, rj.status, rj.code, rj.msg)
+	}
+	return servePresence(r.Context(), w, b.hub, r.URL.Query().Get("presence"))
 }
 
 func errField(err error) zap.Field { return zap.String("error", err.Error()) }

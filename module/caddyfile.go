@@ -129,6 +129,14 @@ func (b *BroadcastHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	        redis                  <url>
 //	        max_connections        <n>
 //	        max_connections_per_ip <n>
+//	        presence               <pattern...>
+//	        presence_leave_delay   <duration>
+//	        presence_max_members   <n>
+//	        presence_ttl           <duration>
+//	        webhook <url> {
+//	            secret <secret>
+//	            events <event...>
+//	        }
 //	    }
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -180,6 +188,26 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				var n int
 				n, err = intArg(d, label, 0)
 				hc.MaxConnectionsPerIP = &n
+			case "presence":
+				if hc.Presence, err = someArgs(d, label); err == nil {
+					for _, p := range hc.Presence {
+						if len(p) > 164 {
+							return d.Errf("%s: pattern %q is longer than a channel name can be", label, p)
+						}
+					}
+				}
+			case "presence_leave_delay":
+				var dur caddy.Duration
+				dur, err = durationOrZeroArg(d, label)
+				hc.PresenceLeaveDelay = &dur
+			case "presence_max_members":
+				var n int
+				n, err = intArg(d, label, 0)
+				hc.PresenceMaxMembers = &n
+			case "presence_ttl":
+				hc.PresenceTTL, err = durationArg(d, label)
+			case "webhook":
+				hc.Webhook, err = webhookBlock(d, label)
 			default:
 				return d.Errf("realtime: hub %s: unknown option %q", name, opt)
 			}
@@ -189,6 +217,42 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// webhookBlock reads `webhook <url> { secret <secret>; events <event...> }`
+// (one option per line).
+func webhookBlock(d *caddyfile.Dispenser, label string) (*WebhookConfig, error) {
+	u, err := oneArg(d, label)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "{") {
+		return nil, d.Errf("%s: want an http:// or https:// URL (or a placeholder), got %q", label, u)
+	}
+	wc := &WebhookConfig{URL: u}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		optLabel := label + ": " + opt
+		switch opt {
+		case "secret":
+			wc.Secret, err = oneArg(d, optLabel)
+		case "events":
+			if wc.Events, err = someArgs(d, optLabel); err == nil {
+				if _, perr := webhookEvents(wc.Events); perr != nil {
+					err = d.Errf("%s: %v", label, perr)
+				}
+			}
+		default:
+			return nil, d.Errf("%s: unknown option %q", label, opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if wc.Secret == "" {
+		return nil, d.Errf("%s: secret is required (e.g. secret {env.REALTIME_WEBHOOK_SECRET})", label)
+	}
+	return wc, nil
 }
 
 // Argument helpers. label is "<directive>: <option>", so that every error
@@ -249,6 +313,19 @@ func durationArg(d *caddyfile.Dispenser, label string) (caddy.Duration, error) {
 	dur, err := caddy.ParseDuration(s)
 	if err != nil || dur <= 0 {
 		return 0, d.Errf("%s: want a positive duration such as 25s, got %q", label, s)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// durationOrZeroArg is durationArg that also takes 0 (none).
+func durationOrZeroArg(d *caddyfile.Dispenser, label string) (caddy.Duration, error) {
+	s, err := oneArg(d, label)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur < 0 {
+		return 0, d.Errf("%s: want a duration such as 3s (0 for none), got %q", label, s)
 	}
 	return caddy.Duration(dur), nil
 }

@@ -54,21 +54,48 @@ func (c *credentials) checkSignature(w http.ResponseWriter, r *http.Request, hea
 	if rj != nil {
 		return nil, rj
 	}
-	prefix := strconv.FormatInt(ts, 10) + "."
+	if !c.matches(strconv.FormatInt(ts, 10)+".", body, sigs) {
+		return nil, reject(http.StatusUnauthorized, "unauthorized", "invalid signature")
+	}
+	return body, nil
+}
+
+// checkQuery checks the credentials of a query (a GET): a bearer secret,
+// or an X-Realtime-Signature over "<t>.<raw query>", since a GET has no
+// body to sign.
+func (c *credentials) checkQuery(r *http.Request) *rejection {
+	sig := r.Header.Get("X-Realtime-Signature")
+	if sig == "" {
+		_, rj := c.check(nil, r, 0)
+		return rj
+	}
+	ts, sigs, ok := parseSignature(sig)
+	if !ok {
+		return reject(http.StatusUnauthorized, "unauthorized", "malformed X-Realtime-Signature: want t=<unix seconds>,v1=<hex>")
+	}
+	if d := c.now().Sub(time.Unix(ts, 0)); d > c.tolerance || d < -c.tolerance {
+		return reject(http.StatusUnauthorized, "unauthorized", "signature timestamp outside the tolerance")
+	}
+	if !c.matches(strconv.FormatInt(ts, 10)+".", []byte(r.URL.RawQuery), sigs) {
+		return reject(http.StatusUnauthorized, "unauthorized", "invalid signature")
+	}
+	return nil
+}
+
+// matches reports, in constant time, whether one of sigs is the HMAC of
+// prefix and signed under one of the secrets.
+func (c *credentials) matches(prefix string, signed []byte, sigs [][]byte) bool {
 	match := 0
 	for _, s := range c.secrets {
 		m := hmac.New(sha256.New, s)
 		m.Write([]byte(prefix))
-		m.Write(body)
+		m.Write(signed)
 		want := m.Sum(nil)
 		for _, got := range sigs {
 			match |= subtle.ConstantTimeCompare(want, got)
 		}
 	}
-	if match != 1 {
-		return nil, reject(http.StatusUnauthorized, "unauthorized", "invalid signature")
-	}
-	return body, nil
+	return match == 1
 }
 
 // parseSignature reads "t=<unix>,v1=<hex>[,v1=<hex>...]".

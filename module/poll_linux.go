@@ -5,6 +5,7 @@ package module
 import (
 	"crypto/tls"
 	"errors"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -29,8 +30,9 @@ import (
 // reads through the runtime poller, so see readableTLS for how its reads
 // are kept from blocking.
 
-// poller is the process's epoll set of idle WebSocket connections. Its
-// goroutine exists only while connections are registered.
+// poller is the process's epoll set of idle WebSocket connections and
+// taken-over Server-Sent Events streams. Its goroutine exists only while
+// connections are registered.
 type poller struct {
 	epfd    int
 	mu      sync.Mutex
@@ -69,6 +71,7 @@ type polledConn struct {
 	idle    time.Duration
 	expires atomic.Int64 // unix nanoseconds; no read by then: the client is gone
 	gone    bool         // out of the set for good; guarded by p.mu
+	stream  bool         // a Server-Sent Events stream: never swept, its bytes dropped
 }
 
 const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
@@ -78,6 +81,37 @@ const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 // instead. Call it before the session starts (the transport's close hook
 // must be in place before any writer can close it), and register after.
 func newPolledConn(s *hub.Session, t *transport, handle func(*hub.Session, []byte), maxMessage int64, pingInterval time.Duration) *polledConn {
+	pc := newPolled(s, t)
+	if pc == nil {
+		return nil
+	}
+	pc.fr, pc.onText, pc.idle = wsframe.Reader{MaxMessage: maxMessage}, handle, 2*pingInterval
+	pc.touch()
+	return pc
+}
+
+// newPolledStream prepares a Server-Sent Events stream for the epoll set,
+// like newPolledConn. Its client sends nothing, so it is watched only for
+// the end of the connection, and never swept for idleness: a peer that
+// vanished shows when the keep-alives go unacknowledged for deadPeer
+// (TCP_USER_TIMEOUT), which errors the socket.
+func newPolledStream(s *hub.Session, t *transport, deadPeer time.Duration) *polledConn {
+	pc := newPolled(s, t)
+	if pc == nil {
+		return nil
+	}
+	pc.stream = true
+	pc.expires.Store(math.MaxInt64)
+	if ms := deadPeer.Milliseconds(); ms > 0 && ms <= math.MaxInt32 {
+		_ = pc.raw.Control(func(fd uintptr) {
+			_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(ms))
+		})
+	}
+	return pc
+}
+
+// newPolled is what both kinds of polled connection share.
+func newPolled(s *hub.Session, t *transport) *polledConn {
 	var tlsConn *tls.Conn
 	c := t.lc.Conn
 	if tc, ok := c.(*tls.Conn); ok {
@@ -100,8 +134,7 @@ func newPolledConn(s *hub.Session, t *transport, handle func(*hub.Session, []byt
 	if fd < 0 {
 		return nil
 	}
-	pc := &polledConn{p: p, fd: fd, raw: raw, tls: tlsConn, s: s, t: t, fr: wsframe.Reader{MaxMessage: maxMessage}, onText: handle, idle: 2 * pingInterval}
-	pc.touch()
+	pc := &polledConn{p: p, fd: fd, raw: raw, tls: tlsConn, s: s, t: t}
 	t.onClose = pc.unregister
 	return pc
 }
@@ -233,8 +266,12 @@ func (pc *polledConn) readable() {
 
 // handle parses bytes read from the client and acts on its frames. It
 // reports false when the connection is done: a protocol error (answered
-// with its close code) or the client's close frame.
+// with its close code) or the client's close frame. What an SSE client
+// sends is dropped.
 func (pc *polledConn) handle(b []byte) bool {
+	if pc.stream {
+		return true
+	}
 	pc.touch()
 	if code, reason := pc.fr.Feed(b, pc); code != 0 {
 		pc.s.Disconnect(hub.ProtocolViolation(code, reason))
@@ -304,8 +341,14 @@ func (pc *polledConn) end() { pc.s.End(pc.t.writeTimeout) }
 func (pc *polledConn) Text(msg []byte) { pc.onText(pc.s, msg) }
 
 // Ping implements wsframe.Handler: the pong goes through the ordered
-// queue, so it never lands in the middle of another frame.
-func (pc *polledConn) Ping(payload []byte) { pc.s.QueueControl(wsframe.Pong(payload)) }
+// queue, so it never lands in the middle of another frame, once the queue
+// has room, like the answer to any client request: pings pipelined by the
+// thousand are answered at the pace the client reads.
+func (pc *polledConn) Ping(payload []byte) {
+	if pc.s.WaitForRoom() {
+		pc.s.QueueControl(wsframe.Pong(payload))
+	}
+}
 
 // Pong implements wsframe.Handler; reading it already kept the connection
 // alive.

@@ -38,6 +38,8 @@ type pooledHub struct {
 
 	latencyOnce sync.Once
 	latency     prometheus.Observer // this hub's publish_duration_seconds
+
+	webhooks webhooks // targets and senders (webhook.go)
 }
 
 // observePublish records how long a publish took to enter the log. The
@@ -75,6 +77,8 @@ func acquireHub(s hubSettings, logger *zap.Logger) (*pooledHub, error) {
 	ph := v.(*pooledHub)
 	ph.SetRetention(s.historySize, s.historyTTL)
 	ph.SetLimits(s.limits)
+	ph.SetPresence(s.presence)
+	ph.setWebhook(webhookHubTarget, s.webhook)
 	ph.log.set(logger)
 	return ph, nil
 }
@@ -100,6 +104,7 @@ func (ph *pooledHub) Destruct() error {
 		n := ph.Sessions()
 		ph.log.logger().Info("stopping hub", zap.Int("sessions", n), zap.String("disconnect", d.Name))
 		ph.Close(d, hub.ShutdownSpread(n), shutdownWait)
+		ph.stopWebhooks()
 	})
 	return nil
 }

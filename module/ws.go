@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -19,10 +20,12 @@ import (
 
 func init() {
 	caddy.RegisterModule(WSHandler{})
+	nameTransport("websocket", rtproto.WebSocket{})
 }
 
 // WSHandler is the realtime_ws handler: it upgrades requests to WebSocket
-// sessions of a hub. Its settings are the policy for the sessions it
+// sessions of a hub, and serves Server-Sent Events streams of the same
+// hub to requests that accept text/event-stream (sse.go). Its settings are the policy for the sessions it
 // accepts; a reload changes them for new sessions while existing ones,
 // which belong to the hub, carry on.
 type WSHandler struct {
@@ -66,6 +69,8 @@ type WSHandler struct {
 	origins  *originPolicy
 	upgrader websocket.Upgrader
 	logger   *zap.Logger
+	stopping chan struct{} // closed when this handler's config stops (sse.go)
+	stopOnce *sync.Once
 }
 
 // Defaults of realtime_ws.
@@ -91,6 +96,7 @@ func (WSHandler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults, expands the token secret and looks up the hub.
 func (h *WSHandler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.watchStopping(ctx)
 	h.setDefaults()
 	if err := h.Validate(); err != nil {
 		return err
@@ -207,6 +213,9 @@ func (h *WSHandler) Validate() error {
 // not keep this request's stack and buffers alive.
 func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if !websocket.IsWebSocketUpgrade(r) {
+		if wantsEventStream(r) || isPreflight(r) {
+			return h.serveSSE(w, r)
+		}
 		w.Header().Set("Upgrade", "websocket")
 		return writeJSONError(w, http.StatusUpgradeRequired, "upgrade_required", "this endpoint only speaks WebSocket")
 	}

@@ -24,7 +24,9 @@ func readWebSocket(s *hub.Session, conn *websocket.Conn, t *transport, handle fu
 	conn.SetReadLimit(maxMessage)
 	conn.SetPingHandler(func(data string) error {
 		alive()
-		s.QueueControl(wsframe.Pong([]byte(data)))
+		if s.WaitForRoom() {
+			s.QueueControl(wsframe.Pong([]byte(data)))
+		}
 		return nil
 	})
 	conn.SetPongHandler(func(string) error {

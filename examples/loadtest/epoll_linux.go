@@ -83,7 +83,7 @@ func (es *epollSet) attach(r *run, s *sub, w *wsConn) error {
 	s.fd = nfd
 	s.mask = w.mask
 	if len(s.rbuf) > 0 {
-		if err := r.parseFrames(s); err != nil {
+		if err := r.parseInput(s); err != nil {
 			syscall.Close(nfd)
 			s.fd = -1
 			return err
@@ -152,7 +152,7 @@ func (p *poller) readOnce(s *sub) error {
 		return errEOF
 	}
 	s.rbuf = s.rbuf[:len(s.rbuf)+n]
-	return p.r.parseFrames(s)
+	return p.r.parseInput(s)
 }
 
 var errEOF = errors.New("EOF")

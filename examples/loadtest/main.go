@@ -1,8 +1,8 @@
-// Command loadtest measures a realtime hub under WebSocket fan-out load: the
+// Command loadtest measures a realtime hub under fan-out load: the
 // caddy-realtime module (`-target realtime`), its Pusher protocol
 // (`-target pusher`: realtime_pusher subscribers) or nginx + nchan
-// (`-target nchan`), with one load generator for all. See README.md in this
-// directory.
+// (`-target nchan`), over WebSocket or Server-Sent Events (`-transport`),
+// with one load generator for all. See README.md in this directory.
 //
 //	go run ./examples/loadtest -target realtime -subs 200 -duration 2s -check
 //
@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -33,6 +34,8 @@ import (
 
 type config struct {
 	target      string
+	transport   string
+	h2          bool
 	subURL      string
 	pubURL      string
 	secret      string
@@ -91,8 +94,10 @@ func realMain() int {
 		return summarizeMain(os.Args[2:], os.Stdout)
 	}
 	cfg := &config{}
-	flag.StringVar(&cfg.target, "target", "realtime", "server kind: realtime | pusher (realtime_pusher subscribers) | nchan")
-	flag.StringVar(&cfg.subURL, "url", "", "subscriber WebSocket URL without query (default realtime ws://127.0.0.1:8480/ws, nchan ws://127.0.0.1:8490/sub)")
+	flag.StringVar(&cfg.target, "target", "realtime", "server kind: realtime | pusher (realtime_pusher subscribers, WebSocket only) | nchan")
+	flag.StringVar(&cfg.transport, "transport", "ws", "subscriber transport: ws (WebSocket) | sse (Server-Sent Events, an EventSource's GET)")
+	flag.BoolVar(&cfg.h2, "h2", false, "-transport sse over HTTP/2 (https:// only): many streams per TLS connection through net/http, a goroutine each")
+	flag.StringVar(&cfg.subURL, "url", "", "subscriber URL without query (default realtime ws://127.0.0.1:8480/ws, pusher ws://127.0.0.1:8480/app/<key>, nchan ws://127.0.0.1:8490/sub; with -transport sse http://... on the same routes)")
 	flag.StringVar(&cfg.pubURL, "pub-url", "", "publish URL (default realtime http://127.0.0.1:8480/pub, nchan http://127.0.0.1:8490/pub)")
 	flag.StringVar(&cfg.secret, "secret", envOr("REALTIME_SECRET", "loadtest-secret"), "realtime_broadcast secret (Bearer); env REALTIME_SECRET")
 	flag.StringVar(&cfg.channel, "channel", "", "channel name (default: unique per run, load-<pid>-<time>)")
@@ -122,7 +127,7 @@ func realMain() int {
 	flag.BoolVar(&cfg.check, "check", false, "exit 1 unless every subscriber connected, something was delivered and nothing was lost, duplicated or reordered")
 	flag.StringVar(&cfg.label, "label", "", "free text copied into the result")
 	flag.BoolVar(&cfg.quiet, "quiet", false, "no progress on stderr")
-	flag.StringVar(&cfg.reader, "reader", "auto", "subscriber reader: epoll (Linux, ws:// only: one read per readiness, cheapest), goroutine (one goroutine per connection), auto")
+	flag.StringVar(&cfg.reader, "reader", "auto", "subscriber reader: epoll (Linux, ws:// or http:// only: one read per readiness, cheapest), goroutine (one goroutine per connection), auto")
 	flag.IntVar(&cfg.pollers, "pollers", 2, "epoll reader: number of epoll sets / goroutines")
 	flag.IntVar(&cfg.slow, "slow", 0, "this many subscribers stop reading for -slow-pause when publishing starts (slow consumers: expect 1013 and a resume for realtime)")
 	flag.DurationVar(&cfg.slowPause, "slow-pause", 5*time.Second, "how long the -slow subscribers stop reading")
@@ -201,15 +206,32 @@ func (c *config) finish() error {
 	if c.pusherTrigger && c.target != "pusher" {
 		return fmt.Errorf("-pusher-trigger needs -target pusher")
 	}
+	scheme := "ws"
+	switch c.transport {
+	case "ws":
+		if c.h2 {
+			return fmt.Errorf("-h2 needs -transport sse")
+		}
+	case "sse":
+		scheme = "http"
+		if c.h2 {
+			scheme = "https"
+		}
+	default:
+		return fmt.Errorf("-transport must be ws or sse")
+	}
 	switch c.target {
 	case "realtime":
 		if c.subURL == "" {
-			c.subURL = "ws://127.0.0.1:8480/ws"
+			c.subURL = scheme + "://127.0.0.1:8480/ws"
 		}
 		if c.pubURL == "" {
 			c.pubURL = "http://127.0.0.1:8480/pub"
 		}
 	case "pusher":
+		if c.transport != "ws" {
+			return fmt.Errorf("-target pusher needs -transport ws (the Pusher protocol has no SSE form)")
+		}
 		if c.subURL == "" {
 			c.subURL = "ws://127.0.0.1:8480/app/" + c.pusherKey
 		}
@@ -226,7 +248,7 @@ func (c *config) finish() error {
 		c.resume = false
 	case "nchan":
 		if c.subURL == "" {
-			c.subURL = "ws://127.0.0.1:8490/sub"
+			c.subURL = scheme + "://127.0.0.1:8490/sub"
 		}
 		if c.pubURL == "" {
 			c.pubURL = "http://127.0.0.1:8490/pub"
@@ -262,17 +284,20 @@ func (c *config) finish() error {
 	if c.pollers < 1 || c.pollers > 64 {
 		return fmt.Errorf("-pollers must be 1..64")
 	}
-	switch c.reader {
-	case "auto":
+	plain := strings.HasPrefix(c.subURL, "ws://") || strings.HasPrefix(c.subURL, "http://")
+	switch {
+	case c.h2:
+		c.reader = "h2" // net/http's reader, a goroutine per stream
+	case c.reader == "auto":
 		c.reader = "goroutine"
-		if epollAvailable && strings.HasPrefix(c.subURL, "ws://") {
+		if epollAvailable && plain {
 			c.reader = "epoll"
 		}
-	case "epoll":
-		if !epollAvailable || !strings.HasPrefix(c.subURL, "ws://") {
-			return fmt.Errorf("-reader epoll needs Linux and a ws:// URL")
+	case c.reader == "epoll":
+		if !epollAvailable || !plain {
+			return fmt.Errorf("-reader epoll needs Linux and a ws:// or http:// URL")
 		}
-	case "goroutine":
+	case c.reader == "goroutine":
 	default:
 		return fmt.Errorf("-reader must be auto, epoll or goroutine")
 	}
@@ -310,9 +335,10 @@ type sub struct {
 	slow  bool         // pauses reading once when publishing starts
 	pausd bool
 
-	fd        int    // epoll reader: the socket, -1 when none
-	rbuf      []byte // epoll reader: unparsed bytes
-	frag      []byte // epoll reader: fragmented message so far
+	sse       sseState // -transport sse: the stream's parser
+	fd        int      // epoll reader: the socket, -1 when none
+	rbuf      []byte   // epoll reader: unparsed bytes
+	frag      []byte   // epoll reader: fragmented message so far
 	mask      [4]byte
 	closeCode int
 	connected bool
@@ -331,8 +357,10 @@ type sub struct {
 
 type run struct {
 	cfg       *config
-	realtime  bool // the module's own protocol
-	pusher    bool // the Pusher protocol (realtime_pusher)
+	realtime  bool         // the module's own protocol
+	pusher    bool         // the Pusher protocol (realtime_pusher)
+	sse       bool         // -transport sse
+	h2        *http.Client // -h2
 	subURL    *url.URL
 	pubURL    *url.URL
 	tlsConf   *tls.Config
@@ -357,9 +385,14 @@ type run struct {
 }
 
 func newRun(cfg *config) (*run, error) {
-	r := &run{cfg: cfg, realtime: cfg.target == "realtime", pusher: cfg.target == "pusher", lat: newHist(), publat: newHist()}
+	r := &run{cfg: cfg, realtime: cfg.target == "realtime", pusher: cfg.target == "pusher", sse: cfg.transport == "sse", lat: newHist(), publat: newHist()}
 	su, err := url.Parse(cfg.subURL)
-	if err != nil || (su.Scheme != "ws" && su.Scheme != "wss") {
+	switch {
+	case cfg.h2 && (err != nil || su.Scheme != "https"):
+		return nil, fmt.Errorf("-h2: -url must be https://")
+	case r.sse && (err != nil || (su.Scheme != "http" && su.Scheme != "https")):
+		return nil, fmt.Errorf("-transport sse: -url must be http:// or https://")
+	case !r.sse && (err != nil || (su.Scheme != "ws" && su.Scheme != "wss")):
 		return nil, fmt.Errorf("-url must be ws:// or wss://")
 	}
 	pu, err := url.Parse(cfg.pubURL)
@@ -386,6 +419,9 @@ func newRun(cfg *config) (*run, error) {
 	su.RawQuery, pu.RawQuery = sq.Encode(), pq.Encode()
 	r.subURL, r.pubURL = su, pu
 	r.tlsConf = &tls.Config{InsecureSkipVerify: cfg.insecure, ServerName: su.Hostname()}
+	if cfg.h2 {
+		r.h2 = r.h2Client()
+	}
 	r.acked = make([]atomic.Uint64, cfg.events/64+1)
 	return r, nil
 }
@@ -405,6 +441,20 @@ func (r *run) srcIP(i int) net.IP {
 
 func (r *run) dialSub(ctx context.Context, s *sub, since []byte) (*wsConn, error) {
 	u := r.subURL
+	if r.sse {
+		// The browser's resume: Last-Event-ID, the id of the last event
+		// (the module's cursor).
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if r.h2 != nil {
+			return r.h2Dial(dctx, u, since)
+		}
+		rcv := 0
+		if s.slow {
+			rcv = r.cfg.slowRcvBuf
+		}
+		return sseDial(dctx, u, s.ip, r.tlsConf, r.cfg.readBuf, rcv, since)
+	}
 	if since != nil {
 		cu := *u
 		q := cu.Query()
@@ -440,12 +490,19 @@ func (r *run) sendText(s *sub, payload []byte) error {
 
 // attach starts reading s from w: in an epoll set, or in its own goroutine.
 func (r *run) attach(s *sub, w *wsConn) error {
+	if r.sse {
+		s.sse = sseState{chunked: w.chunk, chunk: -1, data: s.sse.data[:0]}
+	}
 	if r.eps != nil && !s.slow { // slow subscribers sleep in their own goroutine
 		return r.eps.attach(r, s, w)
 	}
 	s.conn = w
 	r.wg.Add(1)
-	go r.readLoop(s)
+	if r.sse {
+		go r.sseReadLoop(s)
+	} else {
+		go r.readLoop(s)
+	}
 	return nil
 }
 
@@ -856,7 +913,7 @@ func (r *run) execute(ctx context.Context) *result {
 	r.ctx = ctx
 	cfg := r.cfg
 	res := &result{
-		Label: cfg.label, Target: cfg.target, Mode: "publish", Channel: cfg.channel,
+		Label: cfg.label, Target: cfg.target, Transport: cfg.transport, H2: cfg.h2, Mode: "publish", Channel: cfg.channel,
 		Subs: cfg.subs, Pubs: cfg.pubs, Batch: cfg.batch, Rate: cfg.rate, SizeBytes: cfg.size,
 		DurationS: cfg.duration.Seconds(), SubURL: r.subURL.String(), PubURL: r.pubURL.String(),
 		ServerPid: cfg.serverPid, Statuses: map[string]int64{}, DialFailures: map[string]int64{},
@@ -1054,7 +1111,7 @@ func (r *run) finish(res *result, self0 float64, publish bool) {
 	}
 	for _, s := range r.subs {
 		if s.conn != nil {
-			s.conn.c.SetDeadline(time.Now())
+			s.conn.interrupt()
 		}
 	}
 	done := make(chan struct{})
@@ -1097,6 +1154,7 @@ func (r *run) finish(res *result, self0 float64, publish bool) {
 		res.Resumes += int64(s.resumes)
 		res.NotRecovered += int64(s.notRecovered)
 		res.ControlErrors += int64(s.ctrlErrors)
+		res.KeepAlives += int64(s.sse.pings)
 		for _, c := range s.closeCodes {
 			res.CloseCodes[fmt.Sprint(c)]++
 		}
@@ -1204,6 +1262,8 @@ type serverSnaps struct {
 type result struct {
 	Label     string  `json:"label,omitempty"`
 	Target    string  `json:"target"`
+	Transport string  `json:"transport"`
+	H2        bool    `json:"h2,omitempty"`
 	Mode      string  `json:"mode"`
 	Channel   string  `json:"channel"`
 	SubURL    string  `json:"sub_url"`
@@ -1250,6 +1310,7 @@ type result struct {
 	Resumes           int64            `json:"resumes"`
 	NotRecovered      int64            `json:"not_recovered"`
 	ControlErrors     int64            `json:"control_errors"`
+	KeepAlives        int64            `json:"keepalives"` // -transport sse: comment lines read
 	DeadSubs          int64            `json:"dead_subs"`
 
 	Server                  serverSnaps   `json:"server"`
@@ -1271,7 +1332,7 @@ type result struct {
 
 func printHuman(w *os.File, r *result) {
 	p := func(k, f string, a ...any) { fmt.Fprintf(w, "  %-30s "+f+"\n", append([]any{k}, a...)...) }
-	fmt.Fprintf(w, "loadtest %s  target=%s mode=%s channel=%s reader=%s\n", r.Label, r.Target, r.Mode, r.Channel, r.Reader)
+	fmt.Fprintf(w, "loadtest %s  target=%s transport=%s mode=%s channel=%s reader=%s\n", r.Label, r.Target, r.Transport, r.Mode, r.Channel, r.Reader)
 	p("subscribers", "%d requested, %d connected, ramp %.2fs (%.0f conn/s)", r.Subs, r.Connected, r.RampS, r.RampPerS)
 	if len(r.DialFailures) > 0 {
 		p("dial failures", "%v", r.DialFailures)

@@ -12,7 +12,7 @@ import (
 
 // summarize reads -json results whose label is "<scenario>/<target>/<run>"
 // (as compare.sh writes them) and prints medians with their spread, then the
-// issue-6 table: the module's median against nchan's, and whether each target
+// targets table: the module's median against nchan's, and whether each target
 // ratio holds.
 
 type metric struct {
@@ -57,6 +57,10 @@ var scenarioMetrics = map[string][]string{
 	"smoke":         {"deliv", "p99", "lostdup"},
 	"idle-tls":      {"mem", "rss", "connected", "ramp", "disc"},
 	"flood-tls":     {"deliv", "events", "cpu", "p99", "lostdup", "disc"},
+	"sse-idle":      {"mem", "rss", "connected", "ramp", "disc"},
+	"sse-idle-tls":  {"mem", "rss", "connected", "ramp", "disc"},
+	"sse-idle-h2":   {"mem", "rss", "connected", "ramp", "disc"},
+	"sse-flood":     {"deliv", "events", "cpu", "srvcpu", "gencpu", "p50", "p99", "lostdup", "disc"},
 }
 
 type target6 struct {
@@ -72,6 +76,8 @@ var issue6 = []target6{
 	{"rate200", "cpu", "1k subs, 200 ev/s: CPU s per million deliveries", false, 0.9},
 	{"latency", "p99", "10k subs, 2 ev/s: fan-out latency p99", false, 0.9},
 	{"publish", "pubreq", "1 sub, 32 publishers: publish req/s", true, 1.0},
+	{"sse-idle", "mem", "SSE, 10k idle streams: memory per stream", false, 0.8},
+	{"sse-flood", "cpu", "same run: CPU s per million deliveries", false, 0.5},
 }
 
 func summarizeMain(args []string, w io.Writer) int {
@@ -150,7 +156,7 @@ func summarizeMain(args []string, w io.Writer) int {
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "issue 6 (module / nchan, medians)")
+	fmt.Fprintln(w, "targets (module / nchan, medians)")
 	fmt.Fprintf(w, "%-50s %14s %14s %8s %8s  %s\n", "figure", "module", "nchan", "ratio", "target", "holds")
 	for _, t := range issue6 {
 		rt, nc := groups[t.scenario+"/realtime"], groups[t.scenario+"/nchan"]

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -30,7 +31,9 @@ const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 type wsConn struct {
 	c      net.Conn
 	br     *bufio.Reader
-	msg    []byte // reassembly buffer for fragmented or oversize messages
+	body   io.ReadCloser // -transport sse -h2: the stream, read through net/http (c and br are nil)
+	chunk  bool          // -transport sse: the body has chunked framing
+	msg    []byte        // reassembly buffer for fragmented or oversize messages
 	mask   [4]byte
 	wbuf   [2 + 4 + 125 + 8]byte
 	closed int // close code received, 0 when none
@@ -49,9 +52,48 @@ func (e *handshakeError) Error() string {
 
 // wsDial connects to u (ws:// or wss://) from local address laddr.
 func wsDial(ctx context.Context, u *url.URL, laddr net.IP, tlsConf *tls.Config, readBuf, rcvBuf int) (*wsConn, error) {
+	c, err := dialConn(ctx, u, laddr, tlsConf, rcvBuf)
+	if err != nil {
+		return nil, err
+	}
+	var key [16]byte
+	rand.Read(key[:])
+	k := base64.StdEncoding.EncodeToString(key[:])
+	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + k +
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		c.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(c, readBuf)
+	head, err := readHead(br)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if head.status != 101 {
+		c.Close()
+		return nil, head.refusal(br)
+	}
+	sum := sha1.Sum([]byte(k + wsGUID))
+	if head.get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
+		c.Close()
+		return nil, errors.New("handshake: bad Sec-WebSocket-Accept")
+	}
+	c.SetDeadline(time.Time{})
+	w := &wsConn{c: c, br: br}
+	rand.Read(w.mask[:])
+	return w, nil
+}
+
+// dialConn connects to u's host (TCP, then TLS for wss:// and https://)
+// from local address laddr, under ctx's deadline, which it leaves set.
+func dialConn(ctx context.Context, u *url.URL, laddr net.IP, tlsConf *tls.Config, rcvBuf int) (net.Conn, error) {
+	secure := u.Scheme == "wss" || u.Scheme == "https"
 	host := u.Host
 	if u.Port() == "" {
-		if u.Scheme == "wss" {
+		if secure {
 			host = net.JoinHostPort(u.Hostname(), "443")
 		} else {
 			host = net.JoinHostPort(u.Hostname(), "80")
@@ -75,7 +117,7 @@ func wsDial(ctx context.Context, u *url.URL, laddr net.IP, tlsConf *tls.Config, 
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	if u.Scheme == "wss" {
+	if secure {
 		tc := tls.Client(c, tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
@@ -83,69 +125,61 @@ func wsDial(ctx context.Context, u *url.URL, laddr net.IP, tlsConf *tls.Config, 
 		}
 		c = tc
 	}
-	var key [16]byte
-	rand.Read(key[:])
-	k := base64.StdEncoding.EncodeToString(key[:])
-	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + k +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := io.WriteString(c, req); err != nil {
-		c.Close()
-		return nil, err
+	return c, nil
+}
+
+// respHead is the status and headers of an HTTP/1.1 answer.
+type respHead struct {
+	status  int
+	headers [][2]string // name, value
+}
+
+func (h *respHead) get(name string) string {
+	for _, kv := range h.headers {
+		if strings.EqualFold(kv[0], name) {
+			return kv[1]
+		}
 	}
-	br := bufio.NewReaderSize(c, readBuf)
+	return ""
+}
+
+// refusal reads a refused handshake's body (when its length is given and
+// small) into a handshakeError.
+func (h *respHead) refusal(br *bufio.Reader) error {
+	body := ""
+	if clen, _ := strconv.Atoi(h.get("Content-Length")); clen > 0 && clen < 4096 {
+		b := make([]byte, clen)
+		io.ReadFull(br, b)
+		body = string(b)
+	}
+	return &handshakeError{Status: h.status, Body: body}
+}
+
+// readHead reads an answer's status line and headers.
+func readHead(br *bufio.Reader) (*respHead, error) {
 	line, err := br.ReadSlice('\n')
 	if err != nil {
-		c.Close()
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	status := 0
+	h := &respHead{}
 	if f := bytes.Fields(line); len(f) >= 2 {
-		status, _ = strconv.Atoi(string(f[1]))
+		h.status, _ = strconv.Atoi(string(f[1]))
 	}
-	accept := ""
-	clen := -1
 	for i := 0; i < 100; i++ {
-		h, err := br.ReadSlice('\n')
+		l, err := br.ReadSlice('\n')
 		if err != nil {
-			c.Close()
 			return nil, fmt.Errorf("handshake headers: %w", err)
 		}
-		h = bytes.TrimRight(h, "\r\n")
-		if len(h) == 0 {
-			break
+		l = bytes.TrimRight(l, "\r\n")
+		if len(l) == 0 {
+			return h, nil
 		}
-		name, val, ok := bytes.Cut(h, []byte(":"))
-		if !ok {
-			continue
-		}
-		val = bytes.TrimSpace(val)
-		switch {
-		case bytes.EqualFold(name, []byte("Sec-WebSocket-Accept")):
-			accept = string(val)
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			clen, _ = strconv.Atoi(string(val))
+		name, val, ok := bytes.Cut(l, []byte(":"))
+		if ok {
+			h.headers = append(h.headers, [2]string{string(name), string(bytes.TrimSpace(val))})
 		}
 	}
-	if status != 101 {
-		body := ""
-		if clen > 0 && clen < 4096 {
-			b := make([]byte, clen)
-			io.ReadFull(br, b)
-			body = string(b)
-		}
-		c.Close()
-		return nil, &handshakeError{Status: status, Body: body}
-	}
-	sum := sha1.Sum([]byte(k + wsGUID))
-	if accept != base64.StdEncoding.EncodeToString(sum[:]) {
-		c.Close()
-		return nil, errors.New("handshake: bad Sec-WebSocket-Accept")
-	}
-	c.SetDeadline(time.Time{})
-	w := &wsConn{c: c, br: br}
-	rand.Read(w.mask[:])
-	return w, nil
+	return nil, errors.New("handshake: too many headers")
 }
 
 // writeControl sends a masked control frame (payload <= 125 bytes).
@@ -318,4 +352,19 @@ func (w *wsConn) next() ([]byte, error) {
 	}
 }
 
-func (w *wsConn) close() { w.c.Close() }
+func (w *wsConn) close() {
+	if w.body != nil {
+		w.body.Close()
+		return
+	}
+	w.c.Close()
+}
+
+// interrupt makes a reader goroutine blocked on the connection return.
+func (w *wsConn) interrupt() {
+	if w.body != nil {
+		w.body.Close()
+		return
+	}
+	w.c.SetDeadline(time.Now())
+}

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -40,7 +41,10 @@ func (p *Policy) IsPrivate(channel string) bool {
 type Grant struct {
 	Subject  string
 	Channels []string // names or * globs
-	Expires  time.Time
+	// Info is what the other members of a presence channel see of the
+	// subject: a compact JSON object of at most MaxInfoSize bytes, or nil.
+	Info    json.RawMessage
+	Expires time.Time
 }
 
 // Allows reports whether the grant covers channel at time now.

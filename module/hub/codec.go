@@ -90,6 +90,10 @@ type Welcome struct {
 	ConnectionID string
 	Cursor       Cursor        // the hub's head: usable as since, also on an empty hub
 	PingInterval time.Duration // 0: none
+	// Resuming says the session resumes from a cursor given at connect:
+	// events before Cursor may follow, so Cursor is not yet where the
+	// client will be once they are in.
+	Resuming bool
 }
 
 // Recovery is what a subscription says about a resume.

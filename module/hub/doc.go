@@ -16,7 +16,10 @@
 //     encoded at most once per format on a node (Event.Wire).
 //
 // Token checks sit behind TokenVerifier (module/internal/token implements
-// it with a JWT library).
+// it with a JWT library). Presence sits behind a PresenceStore, which
+// decides presence for the whole hub (MemoryPresence on one node, or the
+// backplane's through PresenceLog), and webhooks behind a WebhookQueue
+// that a sender outside the engine drains.
 //
 // # Files
 //
@@ -29,6 +32,27 @@
 //	codec.go, disconnect.go, transport.go, access.go   the contracts
 //	event.go, cursor.go, names.go, publish.go, publish_decode.go   values
 //	log.go, memlog.go   the Log contract and the in-memory log
+//	presence.go         the presence contracts: PresenceStore, settings, queries
+//	presence_local.go   this node's presence: holds, mirrors, snapshots, frames
+//	presence_memory.go  MemoryPresence, the store of a hub on one node
+//	linger.go           the leave delay: one timer over a heap per hub
+//	webhooks.go, webhooks_memory.go   the webhook queue and its in-memory form
+//
+// # Presence
+//
+// A node tells its store only about node-level transitions of a hold: a
+// (channel, user) its subscriptions start holding, or stop holding once
+// the last one has been gone for the leave delay (a hold with user ""
+// counts a channel's subscribers for the occupied/vacated webhooks). A
+// hold makes one store call at a time (hold.busy) and, when it returns,
+// compares what the store knows with what the node wants, so a join and a
+// leave of one user can never cross. The store decides whether the call
+// changes who is a member, delivers each change with its position to every
+// node, and queues its webhooks in the same step. Each node mirrors the
+// presence channels it holds members of: a snapshot (as of a position),
+// then the changes after it; a session gets the mirror's snapshot once the
+// mirror reflects its own user's join, and from then on the changes, from
+// the same lock, so it misses none and gets none twice.
 //
 // # Goroutines
 //
@@ -52,16 +76,29 @@
 //     Finish when the connection ends.
 //   - A keep-alive timer per session (Session.ping) queues the codec's
 //     keep-alive.
+//   - Store calls for presence run on the goroutine that subscribes (the
+//     join, and the first snapshot of a channel) or on the linger timer's
+//     (one time.AfterFunc per hub, Hub.lingerExpired, for leaves); later
+//     snapshots of a channel (back under the member limit, a resync) on a
+//     goroutine of their own; a presence_count due later on a timer per
+//     channel. The store delivers changes from its own call (MemoryPresence,
+//     under its lock) or from a backplane's reader goroutine.
 //
 // # Locks
 //
-// Lock order: MemoryLog.mu, then Hub.mu, then Session.mu, then Event.mu.
-// Never the other way round.
+// Lock order: MemoryLog.mu or MemoryPresence.mu, then Hub.mu, then
+// Session.mu, then Event.mu. Never the other way round.
+// MemoryWebhookQueue.mu is a leaf, taken under MemoryPresence.mu when a
+// decision queues its webhook.
 //
+//   - MemoryPresence.mu is held across the delivery of a change, so
+//     Hub.deliverPresence runs under it. The hub never calls its store
+//     while it holds Hub.mu.
 //   - MemoryLog.mu is held across Append's delivery, so Hub.deliver runs
 //     under it.
 //   - Hub.mu guards the channels' live sets, every session's subs map, the
-//     head cursor, limits, and the flusher's ready list. A subscription
+//     head cursor, limits, the flusher's ready list, and the presence
+//     state (holds, lingers, mirrors, receivers). A subscription
 //     joins the live set only under Hub.mu at the moment the head is where
 //     its replay ended: that is what makes resume gap-free and
 //     duplicate-free.

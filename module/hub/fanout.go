@@ -62,15 +62,21 @@ func (h *Hub) deliver(head Cursor, events []*Event) {
 		l.s.lagLocked(l.from)
 	}
 	h.stats.Deliveries.Add(n)
-	if len(h.ready) > 0 && !h.flushing {
-		h.flushing = true
-		go h.flushLoop()
-	}
+	h.startFlushLocked()
 	if wake {
 		select {
 		case h.urgent <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// startFlushLocked starts the flusher when sessions are ready to write and
+// none runs. h.mu is held.
+func (h *Hub) startFlushLocked() {
+	if len(h.ready) > 0 && !h.flushing {
+		h.flushing = true
+		go h.flushLoop()
 	}
 }
 

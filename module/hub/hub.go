@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,9 @@ type Hub struct {
 
 	lastFlush time.Time     // when the flusher last began writing
 	urgent    chan struct{} // cuts the flusher's coalescing wait short
+
+	pconfig  atomic.Pointer[PresenceConfig]
+	presence presenceState // guarded by mu (presence_local.go)
 }
 
 // Limits bound a hub's sessions on this node; 0 is unlimited.
@@ -51,6 +55,7 @@ func New(name string, log Log) *Hub {
 		perIP:    make(map[string]int),
 		urgent:   make(chan struct{}, 1),
 	}
+	h.initPresence(log)
 	return h
 }
 
@@ -65,6 +70,10 @@ func (h *Hub) Start() error {
 		}
 		if g, ok := h.log.(GapReporter); ok {
 			g.OnGap(h.resync)
+		}
+		if err := h.startPresence(); err != nil {
+			h.startErr = err
+			return
 		}
 		h.startErr = h.log.Start(h.deliver)
 	})
@@ -150,6 +159,7 @@ func (h *Hub) admit(s *Session, ip string, p *Policy) error {
 		h.perIP[ip]++
 	}
 	h.stats.Connections.Add(1)
+	h.stats.byFormat[s.codec.Format()].Add(1)
 	return nil
 }
 
@@ -169,13 +179,16 @@ func (h *Hub) remove(s *Session) {
 		}
 	}
 	for name, sub := range s.subs {
+		sub.gone.Store(true)
 		if sub.live {
 			h.unsubscribeLocked(s, name)
 		}
+		h.dropSubscriptionLocked(s, sub)
 	}
 	h.stats.Subscriptions.Add(-int64(len(s.subs)))
 	clear(s.subs)
 	h.stats.Connections.Add(-1)
+	h.stats.byFormat[s.codec.Format()].Add(-1)
 }
 
 // Sessions returns the number of open sessions.
@@ -203,7 +216,9 @@ func (h *Hub) allSessions() []*Session {
 func (h *Hub) Close(d Disconnect, spread, wait time.Duration) {
 	h.mu.Lock()
 	h.closed = true
+	h.stopLingerLocked()
 	h.mu.Unlock()
+	defer h.presence.store.Close()
 	sessions := h.allSessions()
 	for _, s := range sessions {
 		if spread <= 0 {

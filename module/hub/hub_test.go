@@ -137,8 +137,8 @@ func TestReaderBehindHistoryIsSlowConsumer(t *testing.T) {
 	if h.Sessions() != 1 {
 		t.Fatalf("sessions = %d after the slow one finished, want 1", h.Sessions())
 	}
-	if got := h.Stats().Disconnects()["slow_consumer"]; got != 1 {
-		t.Fatalf("slow_consumer disconnects = %d, want 1", got)
+	if got := h.Stats().Disconnects()["slow_consumer"]; got != 1 || h.Stats().SlowDisconnects.Load() != 1 {
+		t.Fatalf("slow_consumer disconnects = %d (counter %d), want 1", got, h.Stats().SlowDisconnects.Load())
 	}
 }
 

@@ -1,6 +1,9 @@
 package hub
 
-import "errors"
+import (
+	"errors"
+	"sync/atomic"
+)
 
 // The send queue. Every message to a client (events, replays, control
 // messages, the close) goes through one queue, in order, so a message is
@@ -71,6 +74,29 @@ func (s *Session) queueControl(msg []byte) {
 	s.pushLocked(msg)
 }
 
+// queueNotice queues a presence message for the flusher to write, like an
+// event, but not counted against the SendQueue: presence messages are few,
+// and a session must get every one of them to keep its member list right.
+// A session that stops reading while they pile up overflows as it would
+// with control messages.
+func (s *Session) queueNotice(msg []byte) queueResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return queueSkipped
+	}
+	if len(s.queue) >= 2*s.policy.SendQueue+controlBurst {
+		s.overflowLocked()
+		return queueSkipped
+	}
+	s.queue = append(s.queue, msg)
+	if !s.writing && s.t != nil {
+		s.writing = true
+		return queuedFlush
+	}
+	return queued
+}
+
 // QueueControl queues bytes a transport sends in order with the rest, such
 // as a WebSocket pong frame.
 func (s *Session) QueueControl(msg []byte) { s.queueControl(msg) }
@@ -87,17 +113,23 @@ func (s *Session) WaitForRoom() bool {
 
 // queueReplay queues a history event, waiting while the queue holds more
 // than half the SendQueue's events, so that a resume never overflows it.
-// It returns false when the session is closing.
-func (s *Session) queueReplay(msg []byte) bool {
+// An event whose subscription is gone by the time it would be queued is
+// dropped (checked under the session's lock, so that it never follows the
+// unsubscribed answer). It returns false when the session is closing.
+func (s *Session) queueReplay(msg []byte, gone *atomic.Bool) bool {
 	limit := max(s.policy.SendQueue/2, 1)
 	for {
-		if !s.waitRoom(func() bool { return s.events < limit }) {
+		if !s.waitRoom(func() bool { return s.events < limit || gone.Load() }) {
 			return false
 		}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			return false
+		}
+		if gone.Load() {
+			s.mu.Unlock()
+			return true
 		}
 		if s.events < limit {
 			s.events++
@@ -138,7 +170,6 @@ func (s *Session) waitRoom(ok func() bool) bool {
 // overflowLocked drops what is queued and ends the session as a slow
 // consumer. s.mu is held.
 func (s *Session) overflowLocked() {
-	s.hub.stats.SlowDisconnects.Add(1)
 	clear(s.queue)
 	s.queue = s.queue[:0]
 	s.events = 0
@@ -200,7 +231,6 @@ func (s *Session) written(batch [][]byte, last bool, err error) bool {
 	}
 	// Nothing more can be written: drop the rest, and let waiters go.
 	if errors.Is(err, ErrWriteTimeout) && !s.closing {
-		s.hub.stats.SlowDisconnects.Add(1)
 		s.hub.stats.countDisconnect(DisconnectSlowConsumer.Name)
 	}
 	s.closing = true

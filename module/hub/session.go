@@ -107,7 +107,7 @@ func (s *Session) Start(t Transport, o ConnectOptions) {
 		_ = s.addToken(o.Token)
 	}
 	h.mu.Lock()
-	s.queueControl(s.codec.Welcome(Welcome{ConnectionID: s.id, Cursor: h.head, PingInterval: p.PingInterval}))
+	s.queueControl(s.codec.Welcome(Welcome{ConnectionID: s.id, Cursor: h.head, PingInterval: p.PingInterval, Resuming: o.Since != ""}))
 	h.mu.Unlock()
 	channels := o.Channels
 	if channels == nil {

@@ -17,6 +17,11 @@ type Stats struct {
 	FailedRecoveries atomic.Int64 // subscriptions answered NotRecovered to a resume
 	SlowDisconnects  atomic.Int64 // sessions ended as slow consumers
 	Lagged           atomic.Int64 // sessions that fell behind and caught up from the log
+	PresenceChannels atomic.Int64 // presence channels with members held by this node
+	PresenceMembers  atomic.Int64 // members held by this node, one per user and channel
+	WebhooksDropped  atomic.Int64 // webhook events the in-memory queue dropped unsent when full
+
+	byFormat [maxFormats]atomic.Int64 // open sessions by wire format (Codec.Format)
 
 	dmu         sync.Mutex
 	disconnects map[string]int64 // sessions the server ended, by Disconnect.Name
@@ -25,6 +30,9 @@ type Stats struct {
 // countDisconnect counts a session the server ended. Disconnects are rare,
 // so a map under a lock is fine.
 func (s *Stats) countDisconnect(name string) {
+	if name == DisconnectSlowConsumer.Name {
+		s.SlowDisconnects.Add(1)
+	}
 	s.dmu.Lock()
 	defer s.dmu.Unlock()
 	if s.disconnects == nil {
@@ -32,6 +40,9 @@ func (s *Stats) countDisconnect(name string) {
 	}
 	s.disconnects[name]++
 }
+
+// ConnectionsOf returns the open sessions of wire format f.
+func (s *Stats) ConnectionsOf(f Format) int64 { return s.byFormat[f].Load() }
 
 // Disconnects returns how many sessions the server ended, by reason.
 func (s *Stats) Disconnects() map[string]int64 {
@@ -55,6 +66,9 @@ type Snapshot struct {
 	FailedRecoveries int64            `json:"failed_recoveries"`
 	SlowDisconnects  int64            `json:"slow_consumer_disconnects"`
 	Lagged           int64            `json:"lagged"`
+	PresenceChannels int64            `json:"presence_channels"`
+	PresenceMembers  int64            `json:"presence_members"`
+	WebhooksDropped  int64            `json:"webhook_events_dropped"`
 	Disconnects      map[string]int64 `json:"disconnects"`
 }
 
@@ -70,6 +84,9 @@ func (s *Stats) Snapshot() Snapshot {
 		FailedRecoveries: s.FailedRecoveries.Load(),
 		SlowDisconnects:  s.SlowDisconnects.Load(),
 		Lagged:           s.Lagged.Load(),
+		PresenceChannels: s.PresenceChannels.Load(),
+		PresenceMembers:  s.PresenceMembers.Load(),
+		WebhooksDropped:  s.WebhooksDropped.Load(),
 		Disconnects:      s.Disconnects(),
 	}
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,13 +15,29 @@ type SubscribeOptions struct {
 	// Token, when given, is verified and its grant kept before access to
 	// private channels is checked.
 	Token string
+	// Member is for protocols that authorise each subscription themselves
+	// (the Pusher protocol's auth signature, checked before the call): the
+	// channels are granted without a token, and Member is the session's
+	// member on presence channels (a Member with no ID grants the other
+	// channels only). Its Info must be normalised (NormalizeInfo). Nil:
+	// tokens decide, and the member of a presence channel is the granting
+	// token's sub and info.
+	Member *Member
 }
 
 // subscription is one channel of a session; while it catches up from
 // history it is not yet among the channel's live subscribers.
 type subscription struct {
-	channel string
-	live    bool // among the channel's subscribers in hub.channels
+	channel   string
+	live      bool   // among the channel's subscribers in hub.channels
+	user      string // the member on a presence channel; "" on others
+	announced bool   // presence: its snapshot was asked for (announcePresenceLocked)
+	// gone is set, before the unsubscribed answer is queued, when the
+	// subscription is removed (or its session ends): a catch-up that is
+	// still replaying it stops, so that no event of it follows that answer
+	// and a client that subscribes and unsubscribes over and over never has
+	// more than one replay per subscription running.
+	gone atomic.Bool
 }
 
 // maxGrants bounds the tokens a session keeps: every token a client sends
@@ -38,7 +55,10 @@ const replayBatch = 256
 
 // Subscribe checks and registers channels. Without a resume they join live
 // at the current head; with one they first catch up from history. Every
-// channel is answered: subscribed, or an error.
+// channel is answered: subscribed, or an error. The answers wait for room
+// in the queue (reply), so Subscribe may wait for the client to read: call
+// it from the goroutine that handles the client's messages (or Start), with
+// no lock held.
 func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	var tokenErr error
 	if o.Token != "" {
@@ -46,13 +66,32 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	}
 	h := s.hub
 	var subs []*subscription
+	var ops []*presenceOp
 	for _, name := range channels {
 		if !ValidChannel(name) {
-			s.SendError(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)})
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)}))
 			continue
 		}
-		if code, msg := s.access(name, tokenErr); code != "" {
-			s.SendError(ErrorMessage{Code: code, Message: msg, Channel: name})
+		presence := h.IsPresence(name)
+		var member *Member
+		if o.Member != nil {
+			member = o.Member
+		} else {
+			g, code, msg := s.access(name, presence, tokenErr)
+			if code != "" {
+				s.reply(s.codec.Error(ErrorMessage{Code: code, Message: msg, Channel: name}))
+				continue
+			}
+			if presence {
+				// The member comes from the token alone: a client cannot
+				// announce anybody else.
+				member = &Member{ID: g.Subject, Info: g.Info}
+			}
+		}
+		if !presence {
+			member = nil
+		} else if member.ID == "" {
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeForbidden, Message: errAnonymousPresence, Channel: name}))
 			continue
 		}
 		h.mu.Lock()
@@ -63,6 +102,7 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 			s.subs[name] = sub
 			subs = append(subs, sub)
 			h.stats.Subscriptions.Add(1)
+			ops = h.addSubscriptionLocked(sub, member, ops)
 		}
 		h.mu.Unlock()
 		switch {
@@ -72,14 +112,19 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 			if o.Resume {
 				r = Recovered
 			}
-			s.queueControl(s.codec.Subscribed(name, r))
+			s.reply(s.codec.Subscribed(name, r))
 		case full:
-			s.SendError(ErrorMessage{Code: CodeTooManySubscriptions, Message: "subscription limit reached", Channel: name})
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeTooManySubscriptions, Message: "subscription limit reached", Channel: name}))
 		}
 	}
 	if len(subs) == 0 {
 		return
 	}
+	// Presence first: the store hears of the join, and a first joiner on
+	// this node fetches the channel's snapshot, before the subscription is
+	// announced.
+	h.runPresenceOps(ops)
+	h.prepareMirrors(subs)
 	if !o.Resume {
 		s.catchUp(subs, h.Head(), catchUpFresh)
 		return
@@ -93,27 +138,41 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 }
 
 // Unsubscribe removes channels; each is acknowledged, or answered
-// bad_request when its name is invalid.
+// bad_request when its name is invalid. Like Subscribe, it may wait for the
+// client to read.
 func (s *Session) Unsubscribe(channels []string) {
 	h := s.hub
 	for _, name := range channels {
 		if !ValidChannel(name) {
-			s.SendError(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)})
+			s.reply(s.codec.Error(ErrorMessage{Code: CodeBadRequest, Message: "invalid channel name: " + channelRule, Channel: truncate(name, maxChannelLen)}))
 			continue
 		}
 		h.mu.Lock()
-		if _, ok := s.subs[name]; ok {
+		if sub, ok := s.subs[name]; ok {
+			sub.gone.Store(true)
 			delete(s.subs, name)
 			h.unsubscribeLocked(s, name)
+			h.dropSubscriptionLocked(s, sub)
 			h.stats.Subscriptions.Add(-1)
 		}
 		h.mu.Unlock()
-		s.queueControl(s.codec.Unsubscribed(name))
+		s.reply(s.codec.Unsubscribed(name))
 	}
 }
 
 // SendError answers a refused request.
 func (s *Session) SendError(e ErrorMessage) { s.queueControl(s.codec.Error(e)) }
+
+// reply queues one of the answers to a request once the queue has room. A
+// request may name many channels (a connect up to max_subscriptions of
+// them), each answered on its own: waiting before each answer makes them
+// flow at the pace the client reads instead of overflowing the queue. It
+// must not be called with a lock held.
+func (s *Session) reply(msg []byte) {
+	if s.WaitForRoom() {
+		s.queueControl(msg)
+	}
+}
 
 // Pong answers the protocol's ping message.
 func (s *Session) Pong() { s.queueControl(s.codec.Pong()) }
@@ -145,20 +204,30 @@ func (s *Session) addToken(token string) error {
 	return nil
 }
 
-// access returns "" when the session may subscribe to channel, else the
-// error code and message to answer with.
-func (s *Session) access(channel string, tokenErr error) (code, msg string) {
-	if !s.policy.IsPrivate(channel) {
-		return "", ""
+// errAnonymousPresence answers a presence subscription without a user.
+const errAnonymousPresence = "presence channels need a token with a sub claim"
+
+// access returns the grant that lets the session subscribe to channel (nil
+// for a public channel), or the error code and message to answer with.
+// Presence channels are always private, and need a grant with a subject:
+// the newest such grant is the one whose subject and info make the member.
+func (s *Session) access(channel string, presence bool, tokenErr error) (g *Grant, code, msg string) {
+	if !presence && !s.policy.IsPrivate(channel) {
+		return nil, "", ""
 	}
 	if s.policy.Tokens == nil {
-		return CodeForbidden, "private channels are not enabled"
+		return nil, CodeForbidden, "private channels are not enabled"
 	}
 	now := time.Now()
-	expired := false
-	for _, g := range s.grants {
+	expired, anonymous := false, false
+	for i := len(s.grants) - 1; i >= 0; i-- {
+		g := s.grants[i]
 		if g.Allows(channel, now) {
-			return "", ""
+			if !presence || g.Subject != "" {
+				return g, "", ""
+			}
+			anonymous = true
+			continue
 		}
 		expired = expired || (g.Covers(channel) && !now.Before(g.Expires))
 	}
@@ -167,11 +236,13 @@ func (s *Session) access(channel string, tokenErr error) (code, msg string) {
 	}
 	switch {
 	case tokenErr != nil:
-		return TokenErrorCode(tokenErr), tokenErr.Error()
+		return nil, TokenErrorCode(tokenErr), tokenErr.Error()
+	case anonymous:
+		return nil, CodeForbidden, errAnonymousPresence
 	case expired:
-		return CodeTokenExpired, ErrTokenExpired.Error()
+		return nil, CodeTokenExpired, ErrTokenExpired.Error()
 	}
-	return CodeForbidden, "no token grants this channel"
+	return nil, CodeForbidden, "no token grants this channel"
 }
 
 // catchUpMode says what a catch-up tells the client.
@@ -190,18 +261,29 @@ const (
 // the rest runs on its own goroutine, flow-controlled by the send queue.
 func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 	h := s.hub
+	byChannel := make(map[string]*subscription, len(subs))
+	for _, sub := range subs {
+		byChannel[sub.channel] = sub
+	}
 	match := func(channel string) bool {
+		sub := byChannel[channel]
+		return sub != nil && !sub.gone.Load()
+	}
+	allGone := func() bool {
 		for _, sub := range subs {
-			if sub.channel == channel {
-				return true
+			if !sub.gone.Load() {
+				return false
 			}
 		}
-		return false
+		return true
 	}
 	pos := from
 	first := true
 	stalls := 0
 	step := func() (done bool) {
+		if allGone() {
+			return true
+		}
 		upTo := h.Head()
 		events, next, complete, err := h.log.Range(context.Background(), pos, upTo, replayBatch, match)
 		if complete && err == nil && len(events) == 0 && next == pos && next != upTo {
@@ -234,15 +316,17 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 					r = Recovered
 				}
 				for _, sub := range subs {
-					s.queueControl(s.codec.Subscribed(sub.channel, r))
+					s.reply(s.codec.Subscribed(sub.channel, r))
 				}
+				s.announcePresence(subs)
 			}
 		}
 		for _, e := range events {
-			if e.Exclude != "" && e.Exclude == s.id {
+			sub := byChannel[e.Channel]
+			if sub == nil || e.Exclude != "" && e.Exclude == s.id {
 				continue
 			}
-			if !s.queueReplay(e.Wire(s.codec)) {
+			if !s.queueReplay(e.Wire(s.codec), &sub.gone) {
 				return true
 			}
 		}
@@ -269,18 +353,37 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 	}()
 }
 
-// goLive makes subs live at the current head and announces them with r.
+// goLive makes subs live at the current head and announces them with r,
+// one at a time as the queue has room: each announcement is queued under
+// the hub lock together with its subscription joining the live set, so
+// that it comes before the channel's events.
 func (s *Session) goLive(subs []*subscription, r Recovery) {
+	h := s.hub
+	for _, sub := range subs {
+		if !s.WaitForRoom() {
+			return
+		}
+		h.mu.Lock()
+		if s.subs[sub.channel] == sub {
+			h.subscribeLocked(s, sub.channel)
+			s.queueControl(s.codec.Subscribed(sub.channel, r))
+			h.announcePresenceLocked(s, sub)
+			h.startFlushLocked()
+		}
+		h.mu.Unlock()
+	}
+}
+
+// announcePresence starts the snapshots of subs' presence channels, once
+// their realtime:subscribed is queued.
+func (s *Session) announcePresence(subs []*subscription) {
 	h := s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, sub := range subs {
-		if s.subs[sub.channel] != sub {
-			continue
-		}
-		h.subscribeLocked(s, sub.channel)
-		s.queueControl(s.codec.Subscribed(sub.channel, r))
+		h.announcePresenceLocked(s, sub)
 	}
+	h.startFlushLocked()
 }
 
 // lagLocked takes a session that fell behind out of the live set and has it

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // streamConn is a TryWriter transport that takes only a few bytes per
@@ -120,5 +122,88 @@ func TestFanOutWithPartialNonBlockingWrites(t *testing.T) {
 	}
 	if tries == 0 || partials == 0 {
 		t.Fatalf("the non-blocking path was not exercised: %d tries, %d partial", tries, partials)
+	}
+}
+
+// countingTryConn takes everything at once without blocking and counts the
+// events, like an idle socket with room.
+type countingTryConn struct {
+	mu     sync.Mutex
+	events int
+	tries  int
+}
+
+func (c *countingTryConn) TryWrite(msgs [][]byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tries++
+	n := 0
+	for _, m := range msgs {
+		if bytes.Contains(m, []byte(`"type":"n"`)) {
+			c.events++
+		}
+		n += len(m)
+	}
+	return n, nil
+}
+
+func (c *countingTryConn) Write(msgs [][]byte) error {
+	_, err := c.TryWrite(msgs)
+	return err
+}
+
+func (c *countingTryConn) Close() error { return nil }
+
+func (c *countingTryConn) counts() (events, tries int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.events, c.tries
+}
+
+// A fan-out to more sessions than one flusher goroutine takes in a row is
+// split over the processors (flushAll's parallel branch): every session
+// still gets every event, in order, and the flusher writes them (tries),
+// not a writer goroutine per session.
+func TestParallelFlushReachesEverySession(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("the parallel branch needs GOMAXPROCS >= 2")
+	}
+	h, _ := newTestHub(t, 100)
+	p := testPolicy()
+	const n = 3 * flushChunk
+	conns := make([]*countingTryConn, n)
+	for i := range conns {
+		conns[i] = &countingTryConn{}
+		s, err := h.Admit(p, testCodec{}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start(conns[i], ConnectOptions{})
+	}
+	// Let the welcomes go out (each on its session's own writer).
+	waitFor(t, "welcomes", func() bool {
+		for _, c := range conns {
+			if _, tries := c.counts(); tries < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(10 * time.Millisecond)
+	for i := 0; i < 20; i++ {
+		publish(t, h, "default", "n", strconv.Itoa(i))
+	}
+	waitFor(t, "every event at every session", func() bool {
+		for _, c := range conns {
+			if ev, _ := c.counts(); ev < 20 {
+				return false
+			}
+		}
+		return true
+	})
+	for i, c := range conns {
+		if ev, _ := c.counts(); ev != 20 {
+			t.Fatalf("session %d got %d events, want 20", i, ev)
+		}
 	}
 }

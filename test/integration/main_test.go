@@ -125,6 +125,9 @@ func setup() error {
 		hub slow
 		hub pinghub
 		hub stats
+		hub sseslow {
+			history_size 4
+		}
 	}
 }
 
@@ -164,6 +167,16 @@ func setup() error {
 	realtime_ws /ws/stats {
 		hub stats
 	}
+	realtime_ws /sse/slow {
+		hub sseslow
+		default_channels firehose
+		send_queue 8
+		write_timeout 10s
+	}
+	handle /sse/encoded {
+		encode gzip
+		realtime_ws
+	}
 	realtime_broadcast /realtime/broadcast {
 		secret ` + secretA + `
 		secret ` + secretB + `
@@ -173,6 +186,10 @@ func setup() error {
 	}
 	realtime_broadcast /broadcast/slow {
 		hub slow
+		secret ` + secretA + `
+	}
+	realtime_broadcast /broadcast/sseslow {
+		hub sseslow
 		secret ` + secretA + `
 	}
 	respond "<html><body>not the hub</body></html>" 404

@@ -11,8 +11,8 @@ import (
 )
 
 // TestLoadToolSmoke builds the load tool and runs it, small, against the
-// product: 200 subscribers of realtime_ws, then 200 of realtime_pusher, 2 s
-// of back-to-back publishing each. It asserts
+// product: 200 subscribers, 2 s of back-to-back publishing, over WebSocket,
+// over Server-Sent Events and as realtime_pusher subscribers. It asserts
 // that nothing was lost, duplicated or reordered, never a speed.
 func TestLoadToolSmoke(t *testing.T) {
 	if testing.Short() {
@@ -42,20 +42,22 @@ func TestLoadToolSmoke(t *testing.T) {
 		},
 	})
 
-	for _, target := range []struct{ name, url string }{
-		{"realtime", fmt.Sprintf("ws://127.0.0.1:%d/ws", port)},
-		// realtime_pusher subscribers, the same publishes.
-		{"pusher", fmt.Sprintf("ws://127.0.0.1:%d/app/loadtest-key", port)},
+	// The same over WebSocket, over Server-Sent Events (the same route) and
+	// as Pusher-protocol subscribers of realtime_pusher.
+	for _, tc := range []struct{ target, transport, url string }{
+		{"realtime", "ws", fmt.Sprintf("ws://127.0.0.1:%d/ws", port)},
+		{"realtime", "sse", fmt.Sprintf("http://127.0.0.1:%d/ws", port)},
+		{"pusher", "ws", fmt.Sprintf("ws://127.0.0.1:%d/app/loadtest-key", port)},
 	} {
-		run := exec.Command(tool, "-target", target.name,
-			"-url", target.url,
+		run := exec.Command(tool, "-target", tc.target, "-transport", tc.transport,
+			"-url", tc.url,
 			"-pub-url", fmt.Sprintf("http://127.0.0.1:%d/pub", port),
 			"-secret", "smoke-secret", "-subs", "200", "-duration", "2s",
 			"-server-pid", fmt.Sprint(p.Cmd.Process.Pid), "-timeout", "90s", "-quiet", "-check")
 		out, err := run.CombinedOutput()
-		t.Logf("loadtest -target %s:\n%s", target.name, testenv.Indent(string(out)))
+		t.Logf("loadtest -target %s -transport %s:\n%s", tc.target, tc.transport, testenv.Indent(string(out)))
 		if err != nil {
-			t.Fatalf("load tool check failed for -target %s: %v", target.name, err)
+			t.Fatalf("load tool check failed (-target %s -transport %s): %v", tc.target, tc.transport, err)
 		}
 	}
 }

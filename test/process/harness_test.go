@@ -180,10 +180,11 @@ func (p *proc) waitConnections(hub string, n, subs int64, timeout time.Duration)
 
 // pubEvent is one event of a publish body.
 type pubEvent struct {
-	Channel string `json:"channel,omitempty"`
-	Type    string `json:"type"`
-	Payload any    `json:"payload,omitempty"`
-	ID      string `json:"id,omitempty"`
+	Channel  string   `json:"channel,omitempty"`
+	Channels []string `json:"channels,omitempty"`
+	Type     string   `json:"type"`
+	Payload  any      `json:"payload,omitempty"`
+	ID       string   `json:"id,omitempty"`
 }
 
 type tick struct {

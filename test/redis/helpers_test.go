@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,13 +71,14 @@ type node struct {
 
 func (n *node) base() string { return fmt.Sprintf("http://127.0.0.1:%d", n.port) }
 
-// startNode runs a Caddy with the realtime hub on Redis at redisURL. A node
-// that does not come up (a port taken meanwhile by another process, say)
-// is retried once on fresh ports.
-func startNode(t *testing.T, name, redisURL string) *node {
+// startNode runs a Caddy with the realtime hub on Redis at redisURL;
+// wsOptions are added to its realtime_ws block, one a line. A node that
+// does not come up (a port taken meanwhile by another process, say) is
+// retried once on fresh ports.
+func startNode(t *testing.T, name, redisURL string, wsOptions ...string) *node {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		n, err := tryStartNode(t, name, redisURL)
+		n, err := tryStartNode(t, name, redisURL, wsOptions)
 		if err == nil {
 			return n
 		}
@@ -87,7 +89,7 @@ func startNode(t *testing.T, name, redisURL string) *node {
 	}
 }
 
-func tryStartNode(t *testing.T, name, redisURL string) (*node, error) {
+func tryStartNode(t *testing.T, name, redisURL string, wsOptions []string) (*node, error) {
 	t.Helper()
 	n := &node{name: name, port: freePort(t)}
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -105,13 +107,13 @@ func tryStartNode(t *testing.T, name, redisURL string) (*node, error) {
 
 http://127.0.0.1:%d {
 	realtime_ws /realtime/ws {
-		default_channels default
+		default_channels default%s
 	}
 	realtime_broadcast /realtime/broadcast {
 		secret %s
 	}
 }
-`, admin, redisURL, n.port, secret)
+`, admin, redisURL, n.port, optionLines(wsOptions), secret)
 	c, err := testenv.TryStartCaddy(t, testenv.CaddyConfig{
 		Caddyfile: n.cfg,
 		Admin:     admin,
@@ -122,6 +124,15 @@ http://127.0.0.1:%d {
 	}
 	n.Caddy = c
 	return n, nil
+}
+
+// optionLines renders options as lines of a block two tabs deep.
+func optionLines(options []string) string {
+	var b strings.Builder
+	for _, o := range options {
+		b.WriteString("\n\t\t" + o)
+	}
+	return b.String()
 }
 
 // hubState is the default hub in GET /realtime/hubs.

@@ -25,8 +25,15 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// BinaryEnv names an environment variable that replaces the build: the
+// path of a Caddy binary with the modules, for running a black-box suite
+// against another build (an older commit, to see a test fail before its
+// fix).
+const BinaryEnv = "REALTIME_CADDY_BIN"
+
 // CaddyBinary builds the product's Caddy (./xcaddy-build/caddy) once per test
-// process and returns the binary's path.
+// process and returns the binary's path, or the binary that BinaryEnv
+// names.
 func CaddyBinary(t testing.TB) string {
 	t.Helper()
 	path, err := Build()
@@ -39,6 +46,13 @@ func CaddyBinary(t testing.TB) string {
 // Build is CaddyBinary for a TestMain, which has no testing.T.
 func Build() (string, error) {
 	buildOnce.Do(func() {
+		if bin := os.Getenv(BinaryEnv); bin != "" {
+			buildPath = bin
+			if _, err := os.Stat(bin); err != nil {
+				buildErr = fmt.Errorf("%s: %v", BinaryEnv, err)
+			}
+			return
+		}
 		dir, err := os.MkdirTemp("", "caddy-realtime-bin-")
 		if err != nil {
 			buildErr = err

@@ -12,7 +12,7 @@
 #   $RT_WORK/site.json           what install.php reports (page URL, user ids)
 # and then runs:
 #   php-fpm8.2 -F -y $RT_WORK/php-fpm.conf [-R]                  (-R when root)
-#   REALTIME_SECRET=... REALTIME_TOKEN_SECRET=... caddy run --config $RT_WORK/Caddyfile
+#   REALTIME_SECRET=... REALTIME_TOKEN_SECRET=... REALTIME_WEBHOOK_SECRET=... caddy run --config $RT_WORK/Caddyfile
 #
 # Environment (defaults in brackets):
 #   RT_WORK         scratch directory (required)
@@ -22,6 +22,7 @@
 #   RT_DB_HOST      [127.0.0.1:3306]   RT_DB_USER [root]   RT_DB_PASSWORD []
 #   RT_SECRET       publish secret [test-publish-secret-0123456789abcdef]
 #   RT_TOKEN_SECRET token secret [test-token-secret-0123456789abcdef]
+#   RT_WEBHOOK_SECRET webhook secret [test-webhook-secret-0123456789abcdef]
 #   RT_ADMIN_PASSWORD [admin-pass-for-tests]   RT_READER_PASSWORD [reader-pass-for-tests]
 set -euo pipefail
 
@@ -36,6 +37,7 @@ RT_DB_USER="${RT_DB_USER:-root}"
 RT_DB_PASSWORD="${RT_DB_PASSWORD:-}"
 RT_SECRET="${RT_SECRET:-test-publish-secret-0123456789abcdef}"
 RT_TOKEN_SECRET="${RT_TOKEN_SECRET:-test-token-secret-0123456789abcdef}"
+RT_WEBHOOK_SECRET="${RT_WEBHOOK_SECRET:-test-webhook-secret-0123456789abcdef}"
 RT_ADMIN_PASSWORD="${RT_ADMIN_PASSWORD:-admin-pass-for-tests}"
 RT_READER_PASSWORD="${RT_READER_PASSWORD:-reader-pass-for-tests}"
 WP_SRC="${WP_SRC:-/usr/share/wordpress}"
@@ -121,6 +123,7 @@ define( 'REALTIME_EVENTS_BROADCAST_URL', trim( (string) file_get_contents( $(php
 define( 'REALTIME_EVENTS_SECRET', $(php_str "$RT_SECRET") );
 define( 'REALTIME_EVENTS_TOKEN_SECRET', $(php_str "$RT_TOKEN_SECRET") );
 define( 'REALTIME_EVENTS_TOKEN_COOKIE', 'realtime_token' );
+define( 'REALTIME_EVENTS_WEBHOOK_SECRET', $(php_str "$RT_WEBHOOK_SECRET") );
 
 if ( ! defined( 'ABSPATH' ) ) {
 	define( 'ABSPATH', __DIR__ . '/' );
@@ -164,6 +167,7 @@ sed -e "s#@PORT@#$RT_PORT#g" -e "s#@INGEST_PORT@#$RT_INGEST_PORT#g" -e "s#@DOCRO
 cat >"$RT_WORK/caddy.env" <<EOF
 REALTIME_SECRET=$RT_SECRET
 REALTIME_TOKEN_SECRET=$RT_TOKEN_SECRET
+REALTIME_WEBHOOK_SECRET=$RT_WEBHOOK_SECRET
 EOF
 
 # 5. Database and WordPress install (wp_install + activate_plugin through PHP CLI).

@@ -9,6 +9,8 @@
  *   php tool.php <docroot> cron-info                     schedule of the drain event
  *   php tool.php <docroot> status                        outbox stats, last error
  *   php tool.php <docroot> time-passes <post id>         a scheduled post becomes due
+ *   php tool.php <docroot> online                        who the webhooks reported online, per channel
+ *   php tool.php <docroot> webhook-status                what the settings page shows about webhooks
  *   php tool.php <docroot> uninstall                     deactivate + uninstall (destructive: run last)
  *
  * @package RealtimeEventsTest
@@ -120,6 +122,14 @@ switch ( $command ) {
 		);
 		break;
 
+	case 'online':
+		rt_tool_out( (object) Realtime_Events_Online::channels() );
+		break;
+
+	case 'webhook-status':
+		rt_tool_out( Realtime_Events_Webhook::status() );
+		break;
+
 	case 'uninstall':
 		// What "Delete" on the Plugins screen does: deactivate, then uninstall.php.
 		global $wpdb;
@@ -136,6 +146,8 @@ switch ( $command ) {
 				'db_version' => get_option( 'realtime_events_db_version' ),
 				'last_error' => get_option( 'realtime_events_last_error' ),
 				'cron'       => wp_next_scheduled( 'realtime_events_drain' ),
+				'tables'     => $wpdb->get_col( $wpdb->prepare( 'SHOW TABLES LIKE %s', $wpdb->esc_like( $wpdb->prefix . 'realtime_events_' ) . '%' ) ),
+				'options'    => $wpdb->get_col( "SELECT option_name FROM {$wpdb->options} WHERE option_name LIKE '%realtime\\_events%'" ), // phpcs:ignore
 			)
 		);
 		break;

@@ -15,7 +15,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,6 +32,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +42,7 @@ import (
 const (
 	publishSecret = "e2e-publish-secret-9f8e7d6c5b4a39281706"
 	tokenSecret   = "e2e-token-secret-0a1b2c3d4e5f60718293"
+	webhookSecret = "e2e-webhook-secret-5e4d3c2b1a0f9e8d7c6b"
 	adminPassword = "admin-pass-e2e"
 	readerPass    = "reader-pass-e2e"
 )
@@ -200,6 +204,7 @@ func TestWordPressEndToEnd(t *testing.T) {
 	caddyEnv := []string{
 		"REALTIME_SECRET=" + publishSecret,
 		"REALTIME_TOKEN_SECRET=" + tokenSecret,
+		"REALTIME_WEBHOOK_SECRET=" + webhookSecret,
 		"HOME=" + work,
 		"XDG_DATA_HOME=" + filepath.Join(work, "xdg-data"),
 		"XDG_CONFIG_HOME=" + filepath.Join(work, "xdg-config"),
@@ -210,7 +215,7 @@ func TestWordPressEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("caddy adapt examples/wordpress/Caddyfile: %v\n%s", err, out)
 		}
-		for _, want := range []string{`"realtime_ws"`, `"realtime_broadcast"`, `"remote_ip"`, `"token_cookie":"realtime_token"`} {
+		for _, want := range []string{`"realtime_ws"`, `"realtime_broadcast"`, `"remote_ip"`, `"token_cookie":"realtime_token"`, `"webhook":{"url":"https://example.com/wp-json/realtime-events/v1/webhook"`} {
 			if !strings.Contains(out, want) {
 				t.Errorf("adapted example has no %s", want)
 			}
@@ -233,6 +238,7 @@ func TestWordPressEndToEnd(t *testing.T) {
 		"RT_DB_NAME=" + dbName,
 		"RT_SECRET=" + publishSecret,
 		"RT_TOKEN_SECRET=" + tokenSecret,
+		"RT_WEBHOOK_SECRET=" + webhookSecret,
 		"RT_ADMIN_PASSWORD=" + adminPassword,
 		"RT_READER_PASSWORD=" + readerPass,
 	}
@@ -246,8 +252,13 @@ func TestWordPressEndToEnd(t *testing.T) {
 		t.Fatalf("setup.sh: %v\n%s", err, out2)
 	}
 	var siteInfo struct {
-		PageURL  string `json:"page_url"`
-		ReaderID int    `json:"reader_id"`
+		PageURL        string `json:"page_url"`
+		PageID         int    `json:"page_id"`
+		ReaderID       int    `json:"reader_id"`
+		WriterID       int    `json:"writer_id"`
+		ReadingID      int    `json:"reading_id"`
+		ReadingURL     string `json:"reading_url"`
+		ReadingLiveURL string `json:"reading_live_url"`
 	}
 	lines := strings.Split(strings.TrimSpace(out2), "\n")
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &siteInfo); err != nil || siteInfo.PageURL == "" {
@@ -313,32 +324,42 @@ func TestWordPressEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("webhook-receiver", func(t *testing.T) {
+		testWebhookReceiver(t, client, site, siteInfo.ReadingID, siteInfo.ReaderID, php, filepath.Join(here, "tool.php"), docroot)
+	})
+
+	closed := freePort(t) // nothing listens there: the "broken" ingest URL
+	browserEnv := []string{
+		"RT_SITE=" + site,
+		"RT_PAGE_URL=" + siteInfo.PageURL,
+		fmt.Sprintf("RT_PAGE_ID=%d", siteInfo.PageID),
+		"RT_READING_URL=" + siteInfo.ReadingURL,
+		"RT_READING_LIVE_URL=" + siteInfo.ReadingLiveURL,
+		fmt.Sprintf("RT_READING_ID=%d", siteInfo.ReadingID),
+		"RT_DOCROOT=" + docroot,
+		"RT_PHP=" + php,
+		"RT_TOOL=" + filepath.Join(here, "tool.php"),
+		"RT_BROADCAST_FILE=" + filepath.Join(work, "broadcast-url"),
+		"RT_GOOD_URL=" + goodURL,
+		fmt.Sprintf("RT_BAD_URL=http://127.0.0.1:%d/realtime/broadcast", closed),
+		"RT_ADMIN_PASSWORD=" + adminPassword,
+		"RT_READER_PASSWORD=" + readerPass,
+		fmt.Sprintf("RT_READER_ID=%d", siteInfo.ReaderID),
+		fmt.Sprintf("RT_WRITER_ID=%d", siteInfo.WriterID),
+		"RT_SECRET=" + publishSecret,
+		"RT_WEBHOOK_SECRET=" + webhookSecret,
+		"RT_OUT=" + output,
+		"PLAYWRIGHT_CORE=" + playwright,
+		"CHROMIUM=/usr/bin/chromium",
+	}
 	t.Run("browser", func(t *testing.T) {
-		closed := freePort(t) // nothing listens there: the "broken" ingest URL
-		out, err := run(t, 4*time.Minute, here, []string{
-			"RT_SITE=" + site,
-			"RT_PAGE_URL=" + siteInfo.PageURL,
-			"RT_DOCROOT=" + docroot,
-			"RT_PHP=" + php,
-			"RT_TOOL=" + filepath.Join(here, "tool.php"),
-			"RT_BROADCAST_FILE=" + filepath.Join(work, "broadcast-url"),
-			"RT_GOOD_URL=" + goodURL,
-			fmt.Sprintf("RT_BAD_URL=http://127.0.0.1:%d/realtime/broadcast", closed),
-			"RT_ADMIN_PASSWORD=" + adminPassword,
-			"RT_READER_PASSWORD=" + readerPass,
-			fmt.Sprintf("RT_READER_ID=%d", siteInfo.ReaderID),
-			"RT_SECRET=" + publishSecret,
-			"RT_OUT=" + output,
-			"PLAYWRIGHT_CORE=" + playwright,
-			"CHROMIUM=/usr/bin/chromium",
-		}, node, filepath.Join(here, "browser.cjs"))
-		t.Log("\n" + out)
-		if err != nil {
-			t.Fatalf("browser.cjs: %v (screenshots in %s)", err, output)
-		}
-		if !regexp.MustCompile(`(?m)^browser: [1-9]\d* passed, 0 failed$`).MatchString(out) {
-			t.Fatalf("browser.cjs did not pass every check")
-		}
+		runBrowser(t, here, node, output, append(browserEnv, "RT_GROUP=core"))
+	})
+
+	// Live presence: the hub's presence (presence_leave_delay 1s in Caddyfile.tmpl) and
+	// its webhook to the plugin's receiver.
+	t.Run("presence-browser", func(t *testing.T) {
+		runBrowser(t, here, node, output, append(browserEnv, "RT_GROUP=presence"))
 	})
 
 	t.Run("uninstall", func(t *testing.T) {
@@ -354,6 +375,11 @@ func TestWordPressEndToEnd(t *testing.T) {
 		for key, want := range map[string]any{"active": false, "table": nil, "db_version": false, "last_error": false, "cron": false} {
 			if state[key] != want {
 				t.Errorf("after uninstall %s = %v, want %v", key, state[key], want)
+			}
+		}
+		for _, key := range []string{"tables", "options"} {
+			if left, ok := state[key].([]any); !ok || len(left) != 0 {
+				t.Errorf("after uninstall, plugin %s left: %v", key, state[key])
 			}
 		}
 	})
@@ -382,4 +408,134 @@ func TestWordPressEndToEnd(t *testing.T) {
 	})
 
 	t.Logf("wordpress e2e finished in %s; screenshots in %s", time.Since(began).Round(time.Millisecond), output)
+}
+
+// runBrowser runs one group of browser.cjs's checks and requires every one to pass.
+func runBrowser(t *testing.T, here, node, output string, env []string) {
+	t.Helper()
+	out, err := run(t, 5*time.Minute, here, env, node, filepath.Join(here, "browser.cjs"))
+	t.Log("\n" + out)
+	if err != nil {
+		t.Fatalf("browser.cjs: %v (screenshots in %s)", err, output)
+	}
+	if !regexp.MustCompile(`(?m)^browser: [1-9]\d* passed, 0 failed$`).MatchString(out) {
+		t.Fatalf("browser.cjs did not pass every check")
+	}
+}
+
+// webhookAnswer is the receiver's JSON answer.
+type webhookAnswer struct {
+	Status     string `json:"status"`
+	Code       string `json:"code"`
+	Received   int    `json:"received"`
+	Processed  int    `json:"processed"`
+	Duplicates int    `json:"duplicates"`
+}
+
+// signWebhook signs a body the way the hub does: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>.
+func signWebhook(secret string, t time.Time, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(mac, "%d.", t.Unix())
+	mac.Write(body)
+	return fmt.Sprintf("t=%d,v1=%s", t.Unix(), hex.EncodeToString(mac.Sum(nil)))
+}
+
+// testWebhookReceiver posts signed webhooks to the plugin's REST route through Caddy and
+// PHP-FPM, as the hub does, and checks what WordPress answers and remembers.
+func testWebhookReceiver(t *testing.T, client *http.Client, site string, readingID, readerID int, php, tool, docroot string) {
+	url := site + "/wp-json/realtime-events/v1/webhook"
+	channel := fmt.Sprintf("presence-post.%d", readingID)
+	anon := "anon-" + randomHex(16)
+	tag := randomHex(4)
+	post := func(body []byte, signature, contentType string) (int, webhookAnswer) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", contentType)
+		if signature != "" {
+			req.Header.Set("X-Realtime-Signature", signature)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a webhookAnswer
+		raw, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(raw, &a); err != nil {
+			t.Fatalf("POST %s answered %d %q: not JSON", url, resp.StatusCode, raw)
+		}
+		return resp.StatusCode, a
+	}
+	batch := func(name string, ids ...string) []byte {
+		events := []map[string]string{
+			{"name": name, "channel": channel, "user_id": strconv.Itoa(readerID), "id": ids[0]},
+			{"name": name, "channel": channel, "user_id": anon, "id": ids[1]},
+		}
+		b, _ := json.Marshal(map[string]any{"time_ms": time.Now().UnixMilli(), "events": events})
+		return b
+	}
+	online := func() map[string]struct {
+		Users     []string `json:"users"`
+		Anonymous int      `json:"anonymous"`
+	} {
+		t.Helper()
+		out, err := exec.Command(php, tool, docroot, "online").Output()
+		if err != nil {
+			t.Fatalf("tool.php online: %v", err)
+		}
+		var m map[string]struct {
+			Users     []string `json:"users"`
+			Anonymous int      `json:"anonymous"`
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+			t.Fatalf("tool.php online printed %q", out)
+		}
+		return m
+	}
+
+	added := batch("member_added", "go-"+tag+"-1", "go-"+tag+"-2")
+	now := time.Now()
+	code, a := post(added, signWebhook(webhookSecret, now, added), "application/json")
+	if code != 200 || a.Processed != 2 || a.Duplicates != 0 {
+		t.Fatalf("signed batch: %d %+v, want 200 with 2 processed", code, a)
+	}
+	got := online()[channel]
+	if want := []string{strconv.Itoa(readerID)}; fmt.Sprint(got.Users) != fmt.Sprint(want) || got.Anonymous != 1 {
+		t.Errorf("online in %s = %+v, want users %v and 1 anonymous", channel, got, want)
+	}
+
+	// At least once: the same batch again, signed again, changes nothing.
+	code, a = post(added, signWebhook(webhookSecret, now.Add(time.Second), added), "application/json")
+	if code != 200 || a.Duplicates != 2 || a.Processed != 0 {
+		t.Errorf("resent batch: %d %+v, want 200 with 2 duplicates", code, a)
+	}
+
+	for _, c := range []struct {
+		what, signature, contentType string
+		status                       int
+		code                         string
+	}{
+		{"wrong secret", signWebhook("not-the-secret", now, added), "application/json", 401, "realtime_events_webhook_bad_signature"},
+		{"the publish secret", signWebhook(publishSecret, now, added), "application/json", 401, "realtime_events_webhook_bad_signature"},
+		{"signed an hour ago", signWebhook(webhookSecret, now.Add(-time.Hour), added), "application/json", 401, "realtime_events_webhook_stale"},
+		{"unsigned", "", "application/json", 401, "realtime_events_webhook_unsigned"},
+		{"not JSON", signWebhook(webhookSecret, now, added), "text/plain", 415, "realtime_events_webhook_content_type"},
+	} {
+		code, a := post(added, c.signature, c.contentType)
+		if code != c.status || a.Code != c.code {
+			t.Errorf("%s: %d %q, want %d %q", c.what, code, a.Code, c.status, c.code)
+		}
+	}
+
+	removed := batch("member_removed", "go-"+tag+"-3", "go-"+tag+"-4")
+	if code, a := post(removed, signWebhook(webhookSecret, time.Now(), removed), "application/json"); code != 200 || a.Processed != 2 {
+		t.Fatalf("removal batch: %d %+v", code, a)
+	}
+	if got, ok := online()[channel]; ok {
+		t.Errorf("after member_removed, %s still lists %+v", channel, got)
+	}
 }

@@ -19,6 +19,10 @@
 #             one per request): published events/s
 #   smoke     200 subscribers, back to back for 2 s (quick sanity check)
 #   idle-tls, flood-tls: idle and flood over wss:// / https:// (module: tls internal)
+#   sse-idle  as idle, over Server-Sent Events (the module's HTTP/1.1 streams, nchan's EventSource)
+#   sse-flood as flood, over Server-Sent Events
+#   sse-idle-tls   sse-idle over https:// (HTTP/1.1 on both: the module's streams taken over)
+#   sse-idle-h2    the module only: sse-idle over HTTP/2 (tls internal), streams held by net/http
 #   idle-N    N idle subscribers (memory per connection at another size, e.g. idle-19000)
 #   scale-N   N subscribers, 200,000/N events/s for 10 s: CPU per delivery at the same
 #             offered deliveries/s whatever the size (e.g. scale-1000 ... scale-19000)
@@ -142,6 +146,9 @@ trap 'exit 130' INT TERM
 
 args_for() { # scenario
 	case $1 in
+	sse-idle | sse-idle-tls) echo "-transport sse $(args_for idle)" ;;
+	sse-idle-h2) echo "-transport sse -h2 $(args_for idle)" ;;
+	sse-flood) echo "-transport sse $(args_for flood)" ;;
 	idle | idle-tls) echo "-idle -subs 10000 -idle-wait 30s -ramp 5000 -timeout 3m" ;;
 	flood | flood-tls) echo "-subs 1000 -pubs 1 -duration 10s -timeout 3m" ;;
 	rate200) echo "-subs 1000 -rate 200 -pubs 4 -duration 10s -timeout 3m" ;;
@@ -156,19 +163,20 @@ args_for() { # scenario
 }
 
 urls_for() { # target scenario
-	local tls=0
-	case $2 in *-tls) tls=1 ;; esac
+	local tls=0 ws=ws wss=wss
+	case $2 in *-tls | *-h2) tls=1 ;; esac
+	case $2 in sse-*) ws=http wss=https ;; esac # event streams: the same routes, over plain HTTP(S)
 	if [ "$1" = realtime ]; then
 		if [ $tls = 1 ]; then
-			echo "-url wss://127.0.0.1:$RT_TLS_PORT/ws -pub-url https://127.0.0.1:$RT_TLS_PORT/pub -insecure -server-pidfile $out/caddy.pid"
+			echo "-url $wss://127.0.0.1:$RT_TLS_PORT/ws -pub-url https://127.0.0.1:$RT_TLS_PORT/pub -insecure -server-pidfile $out/caddy.pid"
 		else
-			echo "-url ws://127.0.0.1:$RT_PORT/ws -pub-url http://127.0.0.1:$RT_PORT/pub -server-pidfile $out/caddy.pid"
+			echo "-url $ws://127.0.0.1:$RT_PORT/ws -pub-url http://127.0.0.1:$RT_PORT/pub -server-pidfile $out/caddy.pid"
 		fi
 	else
 		if [ $tls = 1 ]; then
-			echo "-url wss://127.0.0.1:$nc_tls_port/sub -pub-url https://127.0.0.1:$nc_tls_port/pub -insecure -server-pidfile $nc_dir/nginx.pid"
+			echo "-url $wss://127.0.0.1:$nc_tls_port/sub -pub-url https://127.0.0.1:$nc_tls_port/pub -insecure -server-pidfile $nc_dir/nginx.pid"
 		else
-			echo "-url ws://127.0.0.1:$nc_port/sub -pub-url http://127.0.0.1:$nc_port/pub -server-pidfile $nc_dir/nginx.pid"
+			echo "-url $ws://127.0.0.1:$nc_port/sub -pub-url http://127.0.0.1:$nc_port/pub -server-pidfile $nc_dir/nginx.pid"
 		fi
 	fi
 }
@@ -190,7 +198,9 @@ one() { # scenario target run
 
 for scen in $scenarios; do
 	for run in $(seq 1 "$runs"); do
-		if [ $((run % 2)) = 1 ]; then
+		if [[ $scen == *-h2 ]]; then # nginx here serves no HTTP/2: the module alone
+			one "$scen" realtime "$run"
+		elif [ $((run % 2)) = 1 ]; then
 			one "$scen" realtime "$run"
 			one "$scen" nchan "$run"
 		else

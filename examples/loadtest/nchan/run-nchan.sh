@@ -16,7 +16,8 @@
 #                 Caddy's GOMAXPROCS there); use 1 to see nchan without inter-worker IPC
 #   -b N          nchan_message_buffer_length; default 1000 (= the module's history_size)
 #
-# Subscribers:  ws://127.0.0.1:PORT/sub?id=<channel>    (websocket only)
+# Subscribers:  ws://127.0.0.1:PORT/sub?id=<channel>    (WebSocket)
+#               http://127.0.0.1:PORT/sub?id=<channel>  with Accept: text/event-stream (EventSource)
 # Publishers:   POST http://127.0.0.1:PORT/pub?id=<channel>  (201/202 on success)
 # Status:       GET  http://127.0.0.1:PORT/nchan_status
 set -euo pipefail
@@ -107,11 +108,18 @@ http {
 		listen 127.0.0.1:$port;$ssl
 
 		location = /sub {
-			nchan_subscriber websocket;
+			# one route for both, like realtime_ws
+			nchan_subscriber websocket eventsource;
 			nchan_channel_id \$arg_id;
 			nchan_subscriber_first_message newest;
 			# the module pings every 25 s by default; make nchan do the same work
 			nchan_websocket_ping_interval 25;
+			# and its keep-alive comment on event streams (":keep-alive" then an
+			# "event: ping" line with no data, which fires no browser event). All
+			# ping directives stay here: nchan does not merge the comment from an
+			# enclosing block.
+			nchan_eventsource_ping_interval 25;
+			nchan_eventsource_ping_comment keep-alive;
 		}
 		location = /pub {
 			nchan_publisher http;

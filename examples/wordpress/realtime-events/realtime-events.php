@@ -29,11 +29,16 @@ require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-outbox.php';
 require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-publishers.php';
 require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-auth.php';
 require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-frontend.php';
+require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-presence.php';
+require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-presence-frontend.php';
+require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-webhook.php';
+require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-online.php';
 require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-plugin.php';
 require_once REALTIME_EVENTS_DIR . 'includes/functions.php';
 
 if ( is_admin() ) {
 	require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-admin.php';
+	require_once REALTIME_EVENTS_DIR . 'includes/class-realtime-events-online-widget.php';
 }
 
 register_activation_hook( __FILE__, array( 'Realtime_Events_Plugin', 'activate' ) );

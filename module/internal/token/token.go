@@ -4,6 +4,7 @@
 package token
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -41,6 +42,9 @@ func NewVerifier(secret string) *Verifier {
 
 type claims struct {
 	Channels []string `json:"channels"`
+	// Info is shown to the other members of presence channels: a JSON
+	// object of at most hub.MaxInfoSize bytes once compacted.
+	Info json.RawMessage `json:"info,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -57,7 +61,14 @@ func (v *Verifier) Verify(tok string) (*hub.Grant, error) {
 	if err != nil || c.ExpiresAt == nil {
 		return nil, hub.ErrTokenInvalid
 	}
-	return &hub.Grant{Subject: c.Subject, Channels: c.Channels, Expires: c.ExpiresAt.Add(Leeway)}, nil
+	// An info that is not an object, or too large, makes the whole token
+	// invalid rather than silently dropped: the application would
+	// otherwise show members without the names it meant to show.
+	info, err := hub.NormalizeInfo(c.Info)
+	if err != nil {
+		return nil, hub.ErrTokenInvalid
+	}
+	return &hub.Grant{Subject: c.Subject, Channels: c.Channels, Info: info, Expires: c.ExpiresAt.Add(Leeway)}, nil
 }
 
 var _ hub.TokenVerifier = (*Verifier)(nil)

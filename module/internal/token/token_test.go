@@ -1,6 +1,7 @@
 package token
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,27 @@ func FuzzVerifyToken(f *testing.F) {
 			t.Fatal("nil grant without error")
 		}
 	})
+}
+
+// TestInfoClaim: the info claim reaches the grant compacted; one that is
+// not an object, or over 1 KiB, makes the token invalid.
+func TestInfoClaim(t *testing.T) {
+	v := NewVerifier("k")
+	exp := time.Now().Add(time.Minute).Unix()
+	g, err := v.Verify(sign(t, "k", jwt.MapClaims{"sub": "42", "exp": exp, "info": map[string]any{"name": "Ana", "avatar": "https://example.com/a.png"}}))
+	if err != nil || string(g.Info) != `{"avatar":"https://example.com/a.png","name":"Ana"}` {
+		t.Fatalf("info: %s, %v", g.Info, err)
+	}
+	if g, err := v.Verify(sign(t, "k", jwt.MapClaims{"sub": "42", "exp": exp})); err != nil || g.Info != nil {
+		t.Fatalf("no info: %+v, %v", g, err)
+	}
+	for name, info := range map[string]any{
+		"a string":   "Ana",
+		"a list":     []string{"Ana"},
+		"over 1 KiB": map[string]string{"bio": strings.Repeat("x", hub.MaxInfoSize)},
+	} {
+		if _, err := v.Verify(sign(t, "k", jwt.MapClaims{"sub": "42", "exp": exp, "info": info})); err != hub.ErrTokenInvalid {
+			t.Errorf("info %s: %v, want token invalid", name, err)
+		}
+	}
 }

@@ -65,13 +65,35 @@ func (c *RawConn) SetDeadline(d time.Time) { _ = c.conn.SetDeadline(d) }
 // the declared payload length.
 func (c *RawConn) WriteFrame(fin bool, op byte, payload []byte, length int64) {
 	c.t.Helper()
+	c.Write(AppendFrame(nil, fin, op, payload, length))
+}
+
+// Write writes bytes as they are: several frames made with AppendFrame in
+// one TCP write, say. It fails the test on an error, so call it from the
+// test's goroutine; a writer goroutine uses TryWrite.
+func (c *RawConn) Write(b []byte) {
+	c.t.Helper()
+	if err := c.TryWrite(b); err != nil {
+		c.t.Fatalf("raw write: %v", err)
+	}
+}
+
+// TryWrite writes bytes as they are and returns the error.
+func (c *RawConn) TryWrite(b []byte) error {
+	_, err := c.conn.Write(b)
+	return err
+}
+
+// AppendFrame appends one masked client frame to b; length, when >= 0,
+// replaces the declared payload length.
+func AppendFrame(b []byte, fin bool, op byte, payload []byte, length int64) []byte {
 	if length < 0 {
 		length = int64(len(payload))
 	}
-	b := []byte{op}
 	if fin {
-		b[0] |= 0x80
+		op |= 0x80
 	}
+	b = append(b, op)
 	switch {
 	case length < 126:
 		b = append(b, 0x80|byte(length))
@@ -81,14 +103,12 @@ func (c *RawConn) WriteFrame(fin bool, op byte, payload []byte, length int64) {
 		b = append(b, 0x80|127)
 		b = binary.BigEndian.AppendUint64(b, uint64(length))
 	}
-	mask := []byte{0x12, 0x34, 0x56, 0x78}
-	b = append(b, mask...)
+	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
+	b = append(b, mask[:]...)
 	for i, x := range payload {
 		b = append(b, x^mask[i%4])
 	}
-	if _, err := c.conn.Write(b); err != nil {
-		c.t.Fatalf("raw write: %v", err)
-	}
+	return b
 }
 
 // ReadFrame reads one server frame (servers never mask).

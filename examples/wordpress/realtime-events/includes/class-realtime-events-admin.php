@@ -310,6 +310,8 @@ class Realtime_Events_Admin {
 				<?php submit_button( __( 'Send test event', 'realtime-events' ), 'primary', 'submit', false ); ?>
 			</form>
 
+			<?php self::render_webhook(); ?>
+
 			<h2><?php esc_html_e( 'Configuration', 'realtime-events' ); ?></h2>
 			<p><?php esc_html_e( 'These values come from constants in wp-config.php and cannot be changed here. Secrets are never shown.', 'realtime-events' ); ?></p>
 			<table class="form-table" role="presentation" id="realtime-events-config">
@@ -336,6 +338,12 @@ class Realtime_Events_Admin {
 					Realtime_Events_Config::mask( $token_secret ),
 					'' === $token_secret ? __( 'Not defined: no private channels.', 'realtime-events' ) : __( 'Must equal the token_secret of realtime_ws.', 'realtime-events' )
 				);
+				$webhook_source = Realtime_Events_Config::webhook_secret_source();
+				self::config_row(
+					'REALTIME_EVENTS_WEBHOOK_SECRET',
+					'REALTIME_EVENTS_WEBHOOK_SECRET' === $webhook_source ? Realtime_Events_Config::mask( Realtime_Events_Config::webhook_secret() ) : '',
+					'REALTIME_EVENTS_WEBHOOK_SECRET' === $webhook_source ? __( 'Must equal the secret of the hub\'s webhook.', 'realtime-events' ) : ( '' === $webhook_source ? __( 'Not defined, nor REALTIME_EVENTS_SECRET: webhooks are refused.', 'realtime-events' ) : __( 'Not defined: webhooks are verified with REALTIME_EVENTS_SECRET.', 'realtime-events' ) )
+				);
 				self::config_row(
 					'REALTIME_EVENTS_TOKEN_COOKIE',
 					Realtime_Events_Config::token_cookie(),
@@ -344,6 +352,72 @@ class Realtime_Events_Admin {
 				?>
 			</table>
 		</div>
+		<?php
+	}
+
+	/**
+	 * The webhook section: the URL and Caddyfile lines for the hub, and what arrived.
+	 */
+	private static function render_webhook() {
+		$url    = Realtime_Events_Webhook::url();
+		$source = Realtime_Events_Config::webhook_secret_source();
+		$status = Realtime_Events_Webhook::status();
+		$env    = 'REALTIME_EVENTS_WEBHOOK_SECRET' === $source ? 'REALTIME_WEBHOOK_SECRET' : 'REALTIME_SECRET';
+		$lines  = "realtime {\n\thub blog {\n\t\twebhook " . $url . " {\n\t\t\tsecret {env." . $env . "}\n\t\t}\n\t}\n}";
+		?>
+		<h2 id="realtime-events-webhook"><?php esc_html_e( 'Webhooks (presence)', 'realtime-events' ); ?></h2>
+		<p><?php esc_html_e( 'The hub tells WordPress who joins and leaves presence channels by POSTing signed webhooks to this URL. They feed the "Online now" dashboard widget and the realtime_events_webhook actions.', 'realtime-events' ); ?></p>
+		<table class="form-table" role="presentation" id="realtime-events-webhook-status">
+			<tr>
+				<th scope="row"><?php esc_html_e( 'Webhook URL', 'realtime-events' ); ?></th>
+				<td><code class="realtime-events-webhook-url"><?php echo esc_html( $url ); ?></code></td>
+			</tr>
+			<tr>
+				<th scope="row"><?php esc_html_e( 'In the Caddyfile', 'realtime-events' ); ?></th>
+				<td>
+					<pre class="realtime-events-webhook-caddyfile" style="tab-size:4;-moz-tab-size:4;background:#f6f7f7;border:1px solid #dcdcde;padding:8px 12px;margin:0 0 6px;overflow:auto;"><?php echo esc_html( $lines ); ?></pre>
+					<span class="description">
+					<?php
+					/* translators: 1: environment variable, 2: constant. */
+					echo esc_html( sprintf( __( 'in the hub\'s settings (use your hub\'s name), with %1$s set to the value of %2$s.', 'realtime-events' ), $env, '' === $source ? 'REALTIME_EVENTS_WEBHOOK_SECRET' : $source ) );
+					?>
+					</span>
+				</td>
+			</tr>
+			<tr>
+				<th scope="row"><?php esc_html_e( 'Last webhook', 'realtime-events' ); ?></th>
+				<td class="realtime-events-webhook-last">
+				<?php
+				if ( $status['last_ok'] ) {
+					$events = (int) $status['last_ok']['events'];
+					echo esc_html(
+						sprintf(
+							/* translators: 1: relative time, 2: number of events in the last delivery, 3: number of deliveries. */
+							_n( 'received %1$s with %2$d event; %3$d deliveries so far', 'received %1$s with %2$d events; %3$d deliveries so far', $events, 'realtime-events' ),
+							self::relative( (int) $status['last_ok']['time'] ),
+							$events,
+							(int) $status['deliveries']
+						)
+					);
+				} else {
+					esc_html_e( 'none yet', 'realtime-events' );
+				}
+				?>
+				</td>
+			</tr>
+			<tr>
+				<th scope="row"><?php esc_html_e( 'Last refused', 'realtime-events' ); ?></th>
+				<td class="realtime-events-webhook-refused">
+				<?php
+				if ( $status['last_error'] ) {
+					echo esc_html( $status['last_error']['message'] ) . ' <span class="description">(' . esc_html( self::relative( (int) $status['last_error']['time'] ) ) . ')</span>';
+				} else {
+					esc_html_e( 'none', 'realtime-events' );
+				}
+				?>
+				</td>
+			</tr>
+		</table>
 		<?php
 	}
 

@@ -8,8 +8,11 @@
 defined( 'ABSPATH' ) || exit;
 
 /**
- * Issues `{sub, iat, exp, channels:["private-user.<ID>"]}` tokens signed with
- * REALTIME_EVENTS_TOKEN_SECRET, in the cookie the hub reads (`token_cookie`).
+ * Issues `{sub, iat, exp, channels:["private-user.<ID>", ...], info:{name, avatar}}` tokens
+ * signed with REALTIME_EVENTS_TOKEN_SECRET, in the cookie the hub reads (`token_cookie`).
+ * `info` is what other members of presence channels see; the presence channels a user
+ * joined (Realtime_Events_Presence) follow the user's own channels and are kept, checked
+ * again, whenever the token is renewed.
  *
  * The token never appears in HTML or in a response body: it is set as an HttpOnly,
  * SameSite cookie on responses to the logged-in user, and refreshed through
@@ -63,29 +66,48 @@ class Realtime_Events_Auth {
 	/**
 	 * Issues a token for a user.
 	 *
-	 * @param int      $user_id User id.
-	 * @param int|null $now     Unix time.
-	 * @return array{token:string,iat:int,exp:int,sub:string,channels:string[]}|null Null without a token secret or channels.
+	 * @param int      $user_id  User id.
+	 * @param int|null $now      Unix time.
+	 * @param string[] $presence Presence channels granted on top of the user's own channels
+	 *                           (already checked with Realtime_Events_Presence::can_join()).
+	 * @return array{token:string,iat:int,exp:int,sub:string,channels:string[],base:string[],info:array}|null
+	 *         Null without a token secret, for anonymous visitors, or without any channel.
 	 */
-	public static function issue( $user_id, $now = null ) {
-		$secret   = Realtime_Events_Config::token_secret();
-		$channels = self::channels_for( $user_id );
-		if ( '' === $secret || ! $channels ) {
+	public static function issue( $user_id, $now = null, array $presence = array() ) {
+		$secret  = Realtime_Events_Config::token_secret();
+		$user_id = (int) $user_id;
+		if ( '' === $secret || $user_id <= 0 ) {
+			return null;
+		}
+		$base     = self::channels_for( $user_id );
+		$channels = $base;
+		foreach ( $presence as $channel ) {
+			if ( Realtime_Events_Presence::is_presence_channel( $channel ) && ! in_array( $channel, $channels, true ) ) {
+				$channels[] = $channel;
+			}
+		}
+		if ( ! $channels ) {
 			return null;
 		}
 		$now    = null === $now ? time() : (int) $now;
 		$claims = array(
-			'sub'      => (string) (int) $user_id,
+			'sub'      => (string) $user_id,
 			'iat'      => $now,
 			'exp'      => $now + Realtime_Events_Config::token_ttl(),
 			'channels' => $channels,
 		);
+		$info = Realtime_Events_Presence::info_for( $user_id );
+		if ( $info ) {
+			$claims['info'] = (object) $info; // always a JSON object, as the hub requires
+		}
 		return array(
 			'token'    => Realtime_Events_JWT::encode( $claims, $secret ),
 			'iat'      => $claims['iat'],
 			'exp'      => $claims['exp'],
 			'sub'      => $claims['sub'],
 			'channels' => $channels,
+			'base'     => $base,
+			'info'     => $info,
 		);
 	}
 
@@ -107,7 +129,14 @@ class Realtime_Events_Auth {
 		if ( is_wp_error( $claims ) || ! isset( $claims['sub'] ) || (string) (int) $user_id !== (string) $claims['sub'] ) {
 			return false;
 		}
-		if ( ! isset( $claims['channels'] ) || self::channels_for( $user_id ) !== $claims['channels'] ) {
+		// The user's own channels come first; presence grants may follow them.
+		$base = self::channels_for( $user_id );
+		if ( ! isset( $claims['channels'] ) || ! is_array( $claims['channels'] ) || array_slice( $claims['channels'], 0, count( $base ) ) !== $base ) {
+			return false;
+		}
+		// A changed display name or avatar needs a new token.
+		$info = isset( $claims['info'] ) && is_array( $claims['info'] ) ? $claims['info'] : array();
+		if ( wp_json_encode( $info ) !== wp_json_encode( Realtime_Events_Presence::info_for( $user_id ) ) ) {
 			return false;
 		}
 		return (int) $claims['exp'] - $now > Realtime_Events_Config::token_ttl() / 2;
@@ -127,7 +156,7 @@ class Realtime_Events_Auth {
 		if ( self::cookie_is_fresh( $user_id ) ) {
 			return;
 		}
-		$issued = self::issue( $user_id );
+		$issued = self::issue( $user_id, null, Realtime_Events_Presence::carried_grants( (string) $user_id ) );
 		if ( $issued ) {
 			self::set_cookies( $issued );
 		}
@@ -176,30 +205,38 @@ class Realtime_Events_Auth {
 	}
 
 	/**
-	 * Sends the token cookie (HttpOnly) and its meta cookie (expiry and channels only).
+	 * Sends the token cookie (HttpOnly) and, for users, its meta cookie (expiry and the
+	 * user's own channels only: presence channels are joined by the page that shows them,
+	 * not by every page). Anonymous visitors get no meta cookie: scripts take its presence
+	 * as "logged in". This request's $_COOKIE sees the new values even when the headers
+	 * are already sent.
 	 *
-	 * @param array $issued Result of issue().
+	 * @param array $issued Result of issue() or Realtime_Events_Presence::issue_anonymous().
 	 */
 	public static function set_cookies( array $issued ) {
-		if ( headers_sent() ) {
-			return;
-		}
-		$meta = rawurlencode(
+		$anonymous = ! empty( $issued['anonymous'] );
+		$meta      = rawurlencode(
 			(string) wp_json_encode(
 				array(
 					'iat'      => $issued['iat'],
 					'exp'      => $issued['exp'],
-					'channels' => $issued['channels'],
+					'channels' => isset( $issued['base'] ) ? $issued['base'] : $issued['channels'],
 				),
 				JSON_UNESCAPED_SLASHES
 			)
 		);
-		setcookie( Realtime_Events_Config::token_cookie(), $issued['token'], self::cookie_options( $issued['exp'], true ) );
-		// The meta cookie outlives the token so that a page script still knows it should
-		// refresh an expired token; logout removes it.
-		setrawcookie( Realtime_Events_Config::token_meta_cookie(), $meta, self::cookie_options( time() + 14 * DAY_IN_SECONDS, false ) );
-		$_COOKIE[ Realtime_Events_Config::token_cookie() ]      = $issued['token'];
-		$_COOKIE[ Realtime_Events_Config::token_meta_cookie() ] = rawurldecode( $meta );
+		if ( ! headers_sent() ) {
+			setcookie( Realtime_Events_Config::token_cookie(), $issued['token'], self::cookie_options( $issued['exp'], true ) );
+			if ( ! $anonymous ) {
+				// The meta cookie outlives the token so that a page script still knows it
+				// should refresh an expired token; logout removes it.
+				setrawcookie( Realtime_Events_Config::token_meta_cookie(), $meta, self::cookie_options( time() + 14 * DAY_IN_SECONDS, false ) );
+			}
+		}
+		$_COOKIE[ Realtime_Events_Config::token_cookie() ] = $issued['token'];
+		if ( ! $anonymous ) {
+			$_COOKIE[ Realtime_Events_Config::token_meta_cookie() ] = rawurldecode( $meta );
+		}
 	}
 
 	/**
@@ -253,7 +290,8 @@ class Realtime_Events_Auth {
 		if ( ! Realtime_Events_Config::has_private_channels() ) {
 			return new WP_Error( 'realtime_events_no_token_secret', __( 'Private channels are not configured (REALTIME_EVENTS_TOKEN_SECRET).', 'realtime-events' ), array( 'status' => 404 ) );
 		}
-		$issued = self::issue( get_current_user_id() );
+		$user_id = get_current_user_id();
+		$issued  = self::issue( $user_id, null, Realtime_Events_Presence::carried_grants( (string) $user_id ) );
 		if ( ! $issued ) {
 			return new WP_Error( 'realtime_events_no_channels', __( 'No private channel is granted to this user.', 'realtime-events' ), array( 'status' => 403 ) );
 		}

@@ -49,6 +49,47 @@ class Realtime_Events_Config {
 	}
 
 	/**
+	 * The `secret` of the hub's `webhook` (HMAC key of the webhook signature).
+	 *
+	 * REALTIME_EVENTS_WEBHOOK_SECRET when defined, else REALTIME_EVENTS_SECRET: the same two
+	 * parties (WordPress and Caddy) hold both, and a body signed for one direction cannot be
+	 * taken for the other (a publish has no `events`, a webhook no `type`), so one secret is
+	 * enough; a dedicated one lets the two be rotated apart.
+	 *
+	 * @return string Empty when neither is defined (webhooks are then refused).
+	 */
+	public static function webhook_secret() {
+		return self::pick_webhook_secret( self::constant( 'REALTIME_EVENTS_WEBHOOK_SECRET' ), self::secret() );
+	}
+
+	/**
+	 * Which secret verifies webhooks: the dedicated one when it is a non-empty string.
+	 *
+	 * @param mixed  $webhook The value of REALTIME_EVENTS_WEBHOOK_SECRET (null when undefined).
+	 * @param string $publish The publish secret.
+	 * @return string
+	 */
+	public static function pick_webhook_secret( $webhook, $publish ) {
+		if ( is_string( $webhook ) && '' !== $webhook ) {
+			return $webhook;
+		}
+		return is_string( $publish ) ? $publish : '';
+	}
+
+	/**
+	 * Name of the constant whose value verifies webhooks, for the settings page.
+	 *
+	 * @return string REALTIME_EVENTS_WEBHOOK_SECRET, REALTIME_EVENTS_SECRET or '' (none).
+	 */
+	public static function webhook_secret_source() {
+		$webhook = self::constant( 'REALTIME_EVENTS_WEBHOOK_SECRET' );
+		if ( is_string( $webhook ) && '' !== $webhook ) {
+			return 'REALTIME_EVENTS_WEBHOOK_SECRET';
+		}
+		return '' !== self::secret() ? 'REALTIME_EVENTS_SECRET' : '';
+	}
+
+	/**
 	 * URL of the publish endpoint. Default: this site's origin + /realtime/broadcast.
 	 *
 	 * @return string

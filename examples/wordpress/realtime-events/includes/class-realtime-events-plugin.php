@@ -53,14 +53,21 @@ final class Realtime_Events_Plugin {
 		add_filter( 'cron_schedules', array( 'Realtime_Events_Outbox', 'cron_schedules' ) ); // phpcs:ignore WordPress.WP.CronInterval.ChangeDetected
 		add_action( Realtime_Events_Outbox::CRON_HOOK, array( $this, 'cron_drain' ) );
 		add_action( 'plugins_loaded', array( 'Realtime_Events_Outbox', 'maybe_install' ) );
+		add_action( 'plugins_loaded', array( 'Realtime_Events_Webhook', 'maybe_install' ) );
+		add_action( 'plugins_loaded', array( 'Realtime_Events_Online', 'maybe_install' ) );
 		add_action( 'init', array( $this, 'init' ) );
 		add_action( 'shutdown', array( $this, 'shutdown' ), 1000 );
 
 		Realtime_Events_Publishers::register();
 		Realtime_Events_Auth::register();
 		Realtime_Events_Frontend::register();
+		Realtime_Events_Presence::register();
+		Realtime_Events_Presence_Frontend::register();
+		Realtime_Events_Webhook::register();
+		Realtime_Events_Online::register();
 		if ( is_admin() && class_exists( 'Realtime_Events_Admin' ) ) {
 			Realtime_Events_Admin::register();
+			Realtime_Events_Online_Widget::register();
 		}
 	}
 
@@ -75,10 +82,12 @@ final class Realtime_Events_Plugin {
 	}
 
 	/**
-	 * Activation: table and the recurring drain.
+	 * Activation: tables and the recurring drain.
 	 */
 	public static function activate() {
 		Realtime_Events_Outbox::install();
+		Realtime_Events_Webhook::install();
+		Realtime_Events_Online::install();
 		Realtime_Events_Outbox::ensure_scheduled();
 	}
 

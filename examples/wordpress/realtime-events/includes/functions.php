@@ -77,3 +77,19 @@ if ( ! function_exists( 'realtime_events_drain' ) ) {
 		return Realtime_Events_Outbox::drain( $budget, 'manual' );
 	}
 }
+
+if ( ! function_exists( 'realtime_events_online' ) ) {
+	/**
+	 * Who is online in presence channels, as the hub's webhooks reported it (what the
+	 * "Online now" dashboard widget shows).
+	 *
+	 *     $online = realtime_events_online();
+	 *     // array( 'presence-post.7' => array( 'users' => array( '42' ), 'anonymous' => 3, 'since' => 1733300000000 ) )
+	 *
+	 * @return array<string, array{users:string[],anonymous:int,since:int}> Per channel: the user
+	 *         ids present (anonymous visitors only counted) and the earliest join time (Unix ms).
+	 */
+	function realtime_events_online() {
+		return Realtime_Events_Online::channels();
+	}
+}

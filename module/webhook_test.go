@@ -1,0 +1,82 @@
+package module
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/wprealtime/caddy-realtime/module/hub"
+)
+
+// TestWebhookSignatures: the realtime scheme signs "<t>.<body>" like the
+// publish API; the Pusher scheme signs the body alone, with the key. The
+// Pusher value below, for the key and secret of Pusher's documented
+// examples, is one that the pusher Node SDK's webhook().isValid() accepts.
+func TestWebhookSignatures(t *testing.T) {
+	body := []byte(`{"time_ms":1327078148132,"events":[{"name":"channel_occupied","channel":"test_channel"}]}`)
+	rt := signWebhook(&webhookTarget{secret: []byte("s3cret")}, body, time.Unix(1700000000, 0))
+	want := "t=1700000000,v1=" + hmacHex("s3cret", "1700000000."+string(body))
+	if len(rt) != 1 || rt["X-Realtime-Signature"] != want {
+		t.Fatalf("realtime signature: got %v, want %s", rt, want)
+	}
+	p := signWebhook(&webhookTarget{secret: []byte("7ad3773142a6692b25b8"), pusherKey: "278d425bdf160c739803"}, body, time.Now())
+	if p["X-Pusher-Key"] != "278d425bdf160c739803" || p["X-Pusher-Signature"] != "709fdb84c03664445f7698120b0edf0acc1ab1c8c6e93a0368c61841d6b998aa" || len(p) != 2 {
+		t.Fatalf("pusher signature: %v", p)
+	}
+}
+
+// TestWebhookBody: Pusher's format plus an id per event; time_ms is the
+// first event's, so a batch sent again is the same bytes.
+func TestWebhookBody(t *testing.T) {
+	at := time.UnixMilli(1733300000000)
+	b := webhookBody([]hub.WebhookEvent{
+		{ID: "e-1", Time: at, Name: "member_added", Channel: "presence-post.7", UserID: "42"},
+		{ID: "e-2", Time: at.Add(time.Second), Name: "channel_vacated", Channel: "posts"},
+	})
+	want := `{"time_ms":1733300000000,"events":[{"name":"member_added","channel":"presence-post.7","user_id":"42","id":"e-1"},{"name":"channel_vacated","channel":"posts","id":"e-2"}]}`
+	if string(b) != want {
+		t.Fatalf("body:\n got %s\nwant %s", b, want)
+	}
+	if !json.Valid(b) {
+		t.Fatal("body is not JSON")
+	}
+}
+
+// TestRetryDelay: doubling from a second, capped at a minute, jittered
+// between half and all of it.
+func TestRetryDelay(t *testing.T) {
+	for n, full := range map[int]time.Duration{0: time.Second, 1: 2 * time.Second, 5: 32 * time.Second, 6: time.Minute, 40: time.Minute} {
+		for i := 0; i < 50; i++ {
+			if d := retryDelay(n); d < full/2 || d > full {
+				t.Fatalf("retryDelay(%d) = %v, want within [%v, %v]", n, d, full/2, full)
+			}
+		}
+	}
+}
+
+// TestWebhookTargetChecks: events default to the four presence ones, and
+// the settings are checked after placeholders.
+func TestWebhookTargetChecks(t *testing.T) {
+	tg, err := newWebhookTarget(&WebhookConfig{URL: "https://example.com/hook", Secret: "x"}, "")
+	if err != nil || tg.events != defaultWebhookEvents || tg.events.Has(hub.WebhookClientEvent) {
+		t.Fatalf("defaults: %+v, %v", tg, err)
+	}
+	for _, c := range []WebhookConfig{
+		{URL: "example.com/hook", Secret: "x"},
+		{URL: "https://example.com/hook"},
+		{URL: "https://example.com/hook", Secret: "x", Events: []string{"member_joined"}},
+	} {
+		if _, err := newWebhookTarget(&c, ""); err == nil {
+			t.Errorf("%+v: want an error", c)
+		}
+	}
+}
+
+func hmacHex(secret, msg string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(msg))
+	return hex.EncodeToString(m.Sum(nil))
+}
