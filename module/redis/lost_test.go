@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -53,12 +52,7 @@ func (p *proxy) retarget(target string) {
 // it: both report a gap (their clients resync), and a cursor of the lost
 // events resumes with recovered:false. Appends carry on in the new epoch.
 func TestFailoverLossDeclared(t *testing.T) {
-	primary := startServer(t, 0)
-	replica := testenv.StartRedisServerWith(t, 0, "--replicaof", "127.0.0.1", fmt.Sprint(primary.Port))
-	waitFor(t, "replication", 10*time.Second, func() bool {
-		info, _ := testenv.RedisBulk(replica.Addr(), "INFO", "replication")
-		return strings.Contains(info, "master_link_status:up")
-	})
+	primary, replica := startPrimaryReplica(t)
 	pr := newProxy(t, primary.Addr())
 	const prefix = "lost:"
 	a, ra, err := startLog(t, fmt.Sprintf("redis://%s/0?prefix=%s", pr.addr(), prefix))
