@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -169,6 +170,12 @@ func (l *Log) configError(err error) error {
 		return fmt.Errorf("redis: the server refused the TLS handshake (its client certificate: tls_cert_file=, tls_key_file=): %v", err)
 	}
 	if !isRedisError(err) {
+		if l.certAsked != nil && l.certAsked.Load() && !errors.Is(err, context.DeadlineExceeded) {
+			// With TLS 1.3 a server that rejects the client's
+			// certificate says so after the handshake, if at all: the
+			// client sees its connection reset.
+			return fmt.Errorf("redis: the server refused the TLS handshake: it asked for a client certificate and closed the connection (tls_cert_file=, tls_key_file=): %v", err)
+		}
 		return nil
 	}
 	s := err.Error()
@@ -177,7 +184,7 @@ func (l *Log) configError(err error) error {
 		strings.HasPrefix(s, "ERR invalid password"), strings.HasPrefix(s, "ERR invalid username"),
 		strings.HasPrefix(s, "ERR Client sent AUTH"):
 		return fmt.Errorf("redis: authentication failed (the URL's user and password): %s", s)
-	case strings.HasPrefix(s, "NOPERM"):
+	case strings.HasPrefix(s, "NOPERM"), strings.Contains(s, "can't run this command"), strings.Contains(s, "No permissions to access"):
 		return fmt.Errorf("redis: the ACL user may not do what the backplane needs: %s", s)
 	case strings.Contains(s, "cluster support disabled"):
 		return errors.New("redis: the server is not a Redis Cluster node: use a redis:// or redis-sentinel:// URL")
@@ -194,4 +201,26 @@ func (l *Log) configError(err error) error {
 func isRedisError(err error) bool {
 	var re goredis.Error
 	return errors.As(err, &re)
+}
+
+// watchCertRequests makes o's TLS configuration (a copy) record when a
+// server asks for a client certificate, and returns the record; nil
+// without TLS. The configured certificate, if any, is still the answer.
+func watchCertRequests(o *goredis.Options) *atomic.Bool {
+	if o.TLSConfig == nil || o.TLSConfig.GetClientCertificate != nil {
+		return nil
+	}
+	asked := new(atomic.Bool)
+	tc := o.TLSConfig.Clone()
+	certs := tc.Certificates
+	tc.Certificates = nil
+	tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked.Store(true)
+		if len(certs) > 0 {
+			return &certs[0], nil
+		}
+		return &tls.Certificate{}, nil // none: the server decides
+	}
+	o.TLSConfig = tc
+	return asked
 }

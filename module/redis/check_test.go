@@ -191,6 +191,8 @@ func TestStartCheckTLS(t *testing.T) {
 		{"a CA that did not sign it", fmt.Sprintf("rediss://rt:rtpw-secret@%s/0?prefix=%s&%s", srv.Addr(), prefix, q(other, false)), "does not verify"},
 		{"another server name", fmt.Sprintf("rediss://rt:rtpw-secret@%s/0?prefix=%s&%s&tls_server_name=redis.example.com", srv.Addr(), prefix, q(ca, true)), "does not verify"},
 		{"no client certificate", fmt.Sprintf("rediss://rt:rtpw-secret@%s/0?prefix=%s&%s", srv.Addr(), prefix, q(ca, false)), "TLS handshake"},
+		{"a client certificate of another CA", fmt.Sprintf("rediss://rt:rtpw-secret@%s/0?prefix=%s&tls_ca_file=%s&tls_cert_file=%s&tls_key_file=%s",
+			srv.Addr(), prefix, ca.CAFile, other.ClientCertFile, other.ClientKey), "TLS handshake"},
 		{"wrong password", fmt.Sprintf("rediss://rt:wrong-secret@%s/0?prefix=%s&%s", srv.Addr(), prefix, q(ca, true)), "authentication failed"},
 		{"plain URL to a TLS server", fmt.Sprintf("redis://rt:rtpw-secret@%s/0?prefix=%s", srv.Addr(), prefix), ""},
 	} {

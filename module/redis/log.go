@@ -80,6 +80,9 @@ const maxQueued = 1 << 14
 type Log struct {
 	rdb    goredis.UniversalClient // go-redis's client of the deployment form
 	form   Config                  // the deployment form (Sentinel, Cluster), for the start check
+	// certAsked is set when a TLS server asked for a client certificate
+	// (the start check's hint when it then closes the connection).
+	certAsked *atomic.Bool
 	stream string
 	meta   string
 	idKey  string
@@ -156,6 +159,7 @@ func New(c Config) (*Log, error) {
 	}
 	o := *c.Client
 	connDefaults(&o)
+	certAsked := watchCertRequests(&o)
 	prefix := c.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -164,6 +168,7 @@ func New(c Config) (*Log, error) {
 	l := &Log{
 		rdb:          newClient(c, &o),
 		form:         Config{Sentinel: c.Sentinel, Cluster: c.Cluster, Client: &o},
+		certAsked:    certAsked,
 		stream:       base + "stream",
 		meta:         base + "meta",
 		idKey:        base + "id:",
