@@ -78,15 +78,15 @@ const maxQueued = 1 << 14
 // Log is a hub.Log over a Redis stream. See the package documentation for
 // which goroutine owns which field.
 type Log struct {
-	rdb    goredis.UniversalClient // go-redis's client of the deployment form
-	form   Config                  // the deployment form (Sentinel, Cluster), for the start check
+	rdb  goredis.UniversalClient // go-redis's client of the deployment form
+	form Config                  // the deployment form (Sentinel, Cluster), for the start check
 	// certAsked is set when a TLS server asked for a client certificate
 	// (the start check's hint when it then closes the connection).
 	certAsked *atomic.Bool
-	stream string
-	meta   string
-	idKey  string
-	logger *zap.Logger
+	stream    string
+	meta      string
+	idKey     string
+	logger    *zap.Logger
 
 	size atomic.Int64
 	ttl  atomic.Int64

@@ -33,6 +33,7 @@ type batch struct {
 // It returns the move to make, if any; only the fetcher calls it (and Start,
 // before the fetcher runs).
 func (l *Log) sync(ctx context.Context, catchUp bool) (*batch, error) {
+	known := l.known.Load() // before the read: Redis had it by then
 	s, err := l.read(ctx, nil, "+", 0, "")
 	if err != nil {
 		return nil, err
@@ -79,7 +80,7 @@ func (l *Log) sync(ctx context.Context, catchUp bool) (*batch, error) {
 	}
 	// The same epoch after a reconnection: did it lose what this node
 	// knew (a failover while the reader was away)?
-	if l.known.Load().lostBy(s.epoch, s.n, s.last) {
+	if known.lostBy(s.epoch, s.n, s.last) {
 		l.suspectLoss(s.epoch, "the event count went back")
 	}
 	l.learn(s.epoch, s.n, s.last)
