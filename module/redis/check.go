@@ -135,6 +135,8 @@ func (l *Log) checkSentinels(ctx context.Context, s *Sentinel) error {
 			return nil
 		case errors.Is(a.err, goredis.Nil):
 			unknown++
+		case isRedisError(a.err) && strings.HasPrefix(a.err.Error(), "ERR unknown command"):
+			return configErr{fmt.Errorf("redis: %s is not a Sentinel (the authority and addr= of a redis-sentinel:// URL name sentinels; one server is redis://)", a.addr)}
 		default:
 			if err := l.configError(a.err); err != nil {
 				return configErr{fmt.Errorf("redis: sentinel %s: %v (sentinel_username=, sentinel_password= are the sentinels' own)", a.addr, err)}

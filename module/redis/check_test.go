@@ -154,6 +154,12 @@ func TestStartCheckSentinel(t *testing.T) {
 			}
 		})
 	}
+	t.Run("Sentinel URL to a data node", func(t *testing.T) {
+		_, _, err := startLog(t, fmt.Sprintf("redis-sentinel://:data-secret@%s?master_name=mymaster", primary.Addr()))
+		if err == nil || !strings.Contains(err.Error(), "is not a Sentinel") {
+			t.Fatalf("Start: %v, want an error saying it is not a Sentinel", err)
+		}
+	})
 	t.Run("plain URL to a sentinel", func(t *testing.T) {
 		_, _, err := startLog(t, fmt.Sprintf("redis://:sentinel-secret@%s", s.Addr()))
 		if err == nil || !strings.Contains(err.Error(), "redis-sentinel://") {
