@@ -34,8 +34,8 @@ func TestTLSAndACL(t *testing.T) {
 	defer admin.Close()
 	// The ACL the README gives: the hub's keys, the commands the backplane
 	// needs, nothing else.
-	err := admin.Do(context.Background(), "ACL", "SETUSER", "realtime", "reset", "on", ">tls-user-secret", "~"+prefix+"{live}:*",
-		"+ping", "+hello", "+auth", "+eval", "+evalsha", "+xread", "+xadd", "+xrange", "+xrevrange", "+xlen", "+xtrim", "+xdel",
+	err := admin.Do(context.Background(), "ACL", "SETUSER", "realtime", "on", ">tls-user-secret", "resetkeys", "~"+prefix+"{live}:*",
+		"resetchannels", "-@all", "+ping", "+hello", "+auth", "+eval", "+evalsha", "+xread", "+xadd", "+xrange", "+xrevrange", "+xlen", "+xtrim", "+xdel",
 		"+exists", "+hset", "+hget", "+hmget", "+get", "+set", "+del", "+time").Err()
 	if err != nil {
 		t.Fatal(err)
