@@ -23,10 +23,11 @@ import (
 
 // entry is one decoded stream entry.
 type entry struct {
-	pos hub.Position
-	n   int64
-	pub hub.Publication
-	ch  string
+	pos  hub.Position
+	n    int64
+	pub  hub.Publication
+	ch   string
+	skip bool // a retry of an event delivered before a loss: not delivered again
 }
 
 // decodeEntry reads one stream entry as Redis sends it, in XRANGE replies

@@ -73,7 +73,9 @@
 //     changes, reconnects with backoff, and records the backplane's health.
 //     It compares what Redis has with the node's mark (known: the highest
 //     event it read or appended) and declares a loss it finds (lossIn,
-//     set by it or by the appender). It sends
+//     set by it or by the appender); it remembers the ids it read last
+//     (fIDs), so that after a loss it does not deliver a publisher's retry
+//     of an event its clients had. It sends
 //     what it read on l.batches (bounded: it waits when about maxQueued
 //     entries, in batches of Config.Batch, are not delivered yet), and
 //     reads Redis's clock with every XREAD for the append fence.

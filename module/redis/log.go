@@ -122,13 +122,15 @@ type Log struct {
 	// fetcher (and Start, before the fetcher runs) touches them.
 	fEpoch string
 	fPos   hub.Position
-	fN     int64 // the number of the entry at fPos (-1: unknown)
+	fN     int64    // the number of the entry at fPos (-1: unknown)
+	fIDs   idMemory // ids read last, and those of events a failover lost
 
 	// known is the highest event this node knows Redis had (lost.go);
 	// lossIn the epoch whose loss the fetcher is to declare.
 	known      atomic.Pointer[mark]
 	lossIn     atomic.Pointer[string]
 	lostEpochs atomic.Int64
+	retries    atomic.Int64
 
 	// calls hands Append calls to the appender (unbuffered: a call the
 	// appender has not received is not in Redis). running is set by Start

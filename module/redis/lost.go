@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -103,3 +104,78 @@ func (l *Log) declarePending(ctx context.Context) error {
 // LostEpochs returns how many times this node found that Redis had lost
 // events it had acknowledged and began a new epoch for it.
 func (l *Log) LostEpochs() int64 { return l.lostEpochs.Load() }
+
+// Events delivered twice after a loss. A publish whose append the old
+// primary ran, a node read and delivered, but the replica never received,
+// may have been answered with an error (the primary died before its reply):
+// the publisher retries it with its id, and the new primary, which has no
+// idempotency key for it, appends it again. So the fetcher remembers the
+// ids of the entries it read last, and when it finds (or learns of) a
+// loss, it takes them all for possibly lost: a later entry with one of
+// those ids is such a retry, and the node does not deliver it again (its
+// clients had it). Taking ids for lost that were not is harmless: an id the
+// new primary has is answered duplicate and never appended again. The
+// memory lasts as long as an idempotency key.
+
+// recentIDs is how many ids of entries read the fetcher remembers.
+const recentIDs = 4096
+
+// idMemory is the fetcher's memory of ids; only the fetcher (and Start,
+// before the fetcher runs) touches it.
+type idMemory struct {
+	ring []string
+	next int
+	lost map[string]time.Time // id -> until when an entry with it is a retry
+}
+
+// read remembers the ids of entries.
+func (m *idMemory) read(entries []entry) {
+	if m.ring == nil {
+		m.ring = make([]string, recentIDs)
+	}
+	for i := range entries {
+		if id := entries[i].pub.ID; id != "" {
+			m.ring[m.next] = id
+			m.next = (m.next + 1) % len(m.ring)
+		}
+	}
+}
+
+// markLost takes every remembered id for possibly lost, until ttl from
+// now, and forgets those whose time is over.
+func (m *idMemory) markLost(now time.Time, ttl time.Duration) {
+	if m.lost == nil {
+		m.lost = make(map[string]time.Time)
+	}
+	for id, until := range m.lost {
+		if now.After(until) {
+			delete(m.lost, id)
+		}
+	}
+	for _, id := range m.ring {
+		if id != "" {
+			m.lost[id] = now.Add(ttl)
+		}
+	}
+}
+
+// retried reports whether an entry with id repeats an event that this node
+// delivered before a loss.
+func (m *idMemory) retried(id string, now time.Time) bool {
+	until, ok := m.lost[id]
+	return ok && !now.After(until)
+}
+
+// markLost takes the ids the fetcher read last for possibly lost (see
+// idMemory). Only the fetcher calls it.
+func (l *Log) markLost() {
+	ttl := time.Duration(l.ttl.Load())
+	if ttl <= 0 {
+		ttl = maxIDTTL
+	}
+	l.fIDs.markLost(time.Now(), ttl)
+}
+
+// Retries returns how many entries this node did not deliver because they
+// repeated, after a failover lost the first, an event it had delivered.
+func (l *Log) Retries() int64 { return l.retries.Load() }

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,7 +82,7 @@ func TestFailoverLossDeclared(t *testing.T) {
 	}
 	var lastCursor hub.Cursor
 	for i := 6; i <= 8; i++ {
-		lastCursor = appendOne(t, a, pub("c", fmt.Sprintf("e%d", i), "")).Cursors[0]
+		lastCursor = appendOne(t, a, pub("c", fmt.Sprintf("e%d", i), fmt.Sprintf("id-%d", i))).Cursors[0]
 	}
 	waitFor(t, "A reads e1..e8", 5*time.Second, func() bool { return ra.count() == 8 })
 	if g := a.Gaps() + c.Gaps(); g != 0 {
@@ -116,6 +117,26 @@ func TestFailoverLossDeclared(t *testing.T) {
 		_, ec := rc.snapshot()
 		return len(ea) > 0 && ea[len(ea)-1].Type == "after" && len(ec) > 0 && ec[len(ec)-1].Type == "after"
 	})
+	// A publisher that got no answer for e8 retries it with its id, through
+	// C: the new primary never had it, so it is appended again. C's
+	// clients get it for the first time; A's had it and do not get it
+	// again.
+	if again := appendOne(t, c, pub("c", "e8", "id-8")); again.Duplicate {
+		t.Fatal("the new primary knew the lost event's id")
+	}
+	appendOne(t, a, pub("c", "last", ""))
+	waitFor(t, "delivery of the retry", 5*time.Second, func() bool {
+		_, ea := ra.snapshot()
+		_, ec := rc.snapshot()
+		return len(ea) > 0 && ea[len(ea)-1].Type == "last" && len(ec) > 0 && ec[len(ec)-1].Type == "last"
+	})
+	if n := a.Retries(); n != 1 {
+		t.Errorf("node A held back %d retries, want 1", n)
+	}
+	_, ec := rc.snapshot()
+	if got := strings.Join(types(ec), ","); got != "e4,e5,after,e8,last" {
+		t.Errorf("node C delivered %s", got)
+	}
 	// Nothing twice: every node's events in order, each once.
 	for name, r := range map[string]*recorder{"A": ra, "C": rc} {
 		_, evs := r.snapshot()

@@ -68,6 +68,7 @@ func (l *Log) sync(ctx context.Context, catchUp bool) (*batch, error) {
 		// longer resume. After a declared loss this node's clients may
 		// have missed events while connected: they resync.
 		if s.lost != "" {
+			l.markLost() // another node found the loss
 			l.logger.Warn("redis backplane: acknowledged events were lost in a failover; new epoch, clients resync and old cursors resume with recovered:false",
 				zap.String("old", l.fEpoch), zap.String("new", s.epoch))
 		} else {
@@ -81,6 +82,7 @@ func (l *Log) sync(ctx context.Context, catchUp bool) (*batch, error) {
 	// The same epoch after a reconnection: did it lose what this node
 	// knew (a failover while the reader was away)?
 	if known.lostBy(s.epoch, s.n, s.last) {
+		l.markLost()
 		l.suspectLoss(s.epoch, "the event count went back")
 	}
 	l.learn(s.epoch, s.n, s.last)
@@ -178,7 +180,9 @@ func (l *Log) readStream() error {
 		// Read after the entries: if it is still ours, they are ours.
 		return errResync
 	}
-	if known.lostBy(h.epoch, h.n, h.last) {
+	lost := known.lostBy(h.epoch, h.n, h.last)
+	if lost {
+		l.markLost()
 		l.suspectLoss(h.epoch, "the event count went back")
 	}
 	reply, err := xr.Result()
@@ -192,17 +196,28 @@ func (l *Log) readStream() error {
 	if err != nil || len(entries) == 0 {
 		return err
 	}
-	if first := entries[0].n; l.fN >= 0 && first <= l.fN {
+	if first := entries[0].n; l.fN >= 0 && first <= l.fN && !lost {
+		lost = true
+		l.markLost()
 		l.suspectLoss(l.fEpoch, "an entry numbered at or below one read before")
 	}
-	if known != nil && known.epoch == l.fEpoch {
+	if known != nil && known.epoch == l.fEpoch && !lost {
 		for i := range entries {
 			if e := &entries[i]; e.n == known.n && e.pos != known.id {
+				l.markLost()
 				l.suspectLoss(l.fEpoch, "another entry under a number read or appended before")
 				break
 			}
 		}
 	}
+	now := time.Now()
+	for i := range entries {
+		if e := &entries[i]; e.pub.ID != "" && l.fIDs.retried(e.pub.ID, now) {
+			e.skip = true
+			l.retries.Add(1)
+		}
+	}
+	l.fIDs.read(entries)
 	last := &entries[len(entries)-1]
 	l.fPos, l.fN = last.pos, last.n
 	l.learn(l.fEpoch, last.n, last.pos)
@@ -238,9 +253,11 @@ func (l *Log) deliverLoop() {
 func (l *Log) apply(b *batch) {
 	var events []*hub.Event
 	if len(b.entries) > 0 {
-		events = make([]*hub.Event, len(b.entries))
+		events = make([]*hub.Event, 0, len(b.entries))
 		for i := range b.entries {
-			events[i] = b.entries[i].event(b.epoch)
+			if !b.entries[i].skip {
+				events = append(events, b.entries[i].event(b.epoch))
+			}
 		}
 	}
 	l.mu.Lock()
@@ -258,15 +275,17 @@ func (l *Log) apply(b *batch) {
 			l.deliver(l.headLocked(), nil)
 		}
 	}
-	if len(events) == 0 || b.epoch != l.epoch {
+	if len(b.entries) == 0 || b.epoch != l.epoch {
 		return
 	}
 	if first := b.entries[0].n; l.lastN >= 0 && first != l.lastN+1 {
 		// Entries after our position were trimmed before we read them
 		// (or, numbered back, a failover lost some): this node's
 		// subscribers can never get them.
-		l.logger.Error("redis backplane: events were trimmed from the stream before this node read them; closing its sessions so that clients resume",
-			zap.Int64("missed", first-l.lastN-1))
+		if first > l.lastN {
+			l.logger.Error("redis backplane: events were trimmed from the stream before this node read them; closing its sessions so that clients resume",
+				zap.Int64("missed", first-l.lastN-1))
+		}
 		l.gapLocked(first - l.lastN - 1)
 	}
 	l.lastN = b.entries[len(b.entries)-1].n
@@ -282,7 +301,7 @@ func (l *Log) apply(b *batch) {
 // it closes sessions and reads the head.
 func (l *Log) gapLocked(missed int64) {
 	l.gaps.Add(1)
-	if missed < 0 {
+	if missed <= 0 {
 		l.logger.Error("redis backplane: a failover lost acknowledged events; closing this node's sessions so that clients resume")
 	}
 	if f := l.onGap; f != nil {
