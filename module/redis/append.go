@@ -200,10 +200,17 @@ func (l *Log) appendPubs(ctx context.Context, deadline time.Time, pubs []*hub.Pu
 	if n, perr := strconv.ParseInt(str(res[3]), 10, 64); perr == nil {
 		if last, perr := parseID(str(res[4])); perr == nil {
 			if known.lostBy(epoch, n, last) {
+				// Declared at once, so that few appends land in the
+				// epoch that lost events; the fetcher retries a failure.
 				l.suspectLoss(epoch, "an append answered with an event count below one read or appended before")
+				_ = l.declarePending(ctx)
 			}
 			l.learn(epoch, n, last)
 		}
+	}
+	select {
+	case l.reached <- struct{}{}:
+	default:
 	}
 	if err != nil {
 		return nil, err // applied, but not confirmed by enough replicas

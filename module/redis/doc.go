@@ -82,8 +82,9 @@
 //   - The deliverer receives from l.batches and applies each batch: it
 //     moves the delivered head (and lastN, the head's event number, for
 //     gap detection) under l.mu and hands the events to the hub.
-//   - A gap report runs onGap in a goroutine of its own (counted in l.wg),
-//     because the hub's handler closes sessions and reads the head.
+//   - A gap report runs onGap under l.mu, before the events after the gap
+//     are delivered: the hub's handler takes only the hub's lock and
+//     schedules the closes (hub.GapReporter).
 //
 // Start runs the first sync and apply itself, before these goroutines
 // exist. Append, Range and Head run on their callers' goroutines.

@@ -140,6 +140,10 @@ type Log struct {
 
 	// batches hands what the fetcher read to the deliverer, in order.
 	batches chan *batch
+	// reached wakes the fetcher from its backoff when an append went
+	// through (after a failover, the sooner it reads, the sooner it finds
+	// a loss).
+	reached chan struct{}
 
 	// clock estimates Redis's clock, for the append fence.
 	clock redisClock
@@ -184,6 +188,7 @@ func New(c Config) (*Log, error) {
 		fN:           -1,
 		changed:      make(chan struct{}),
 		calls:        make(chan *appendCall),
+		reached:      make(chan struct{}, 1),
 	}
 	if l.logger == nil {
 		l.logger = zap.NewNop()
@@ -229,9 +234,11 @@ func (l *Log) SetRetention(size int, ttl time.Duration) {
 
 // OnGap implements hub.GapReporter: it sets a function the reader calls
 // when it finds that events it had not read yet were trimmed from the
-// stream, so that they can never reach this node's subscribers: the hub
-// closes its sessions so that clients resume from their cursors (and learn
-// that they missed events).
+// stream, or that a failover lost acknowledged events (lost.go), so that
+// they can never reach this node's subscribers: the hub closes its
+// sessions so that clients resume from their cursors (and learn that they
+// missed events). The reader calls it holding l.mu, before it delivers the
+// events after the gap: f must not call Head or Range.
 func (l *Log) OnGap(f func()) {
 	l.mu.Lock()
 	l.onGap = f

@@ -26,11 +26,12 @@ import (
 // primary's), so the mark stands for all of them. A Redis whose event
 // count is below the mark, or whose entry with the mark's number has
 // another ID, lost acknowledged events. The node that sees it declares it
-// in Redis (lua/lost.lua): a new epoch, marked lost, that begins after
-// whatever the stream holds. Every node's reader sees the epoch change and
-// the mark, and resyncs its clients (hub.GapReporter), whose cursors of
-// the old epoch then resume with recovered:false. A node that saw nothing
-// itself learns of the loss from the one that did.
+// in Redis (lua/lost.lua): the stream goes on under a new epoch, marked
+// lost. Every node's reader sees the epoch change and the mark, resyncs
+// its clients (hub.GapReporter), whose cursors of the old epoch then
+// resume with recovered:false, and goes on reading after its position,
+// delivering what it had not read yet under the new epoch. A node that saw
+// nothing itself learns of the loss from the one that did.
 //
 // What it cannot see: events acknowledged only to a node that died with
 // the old primary, and an epoch that Redis itself lost (a restart without
@@ -82,8 +83,9 @@ func (l *Log) suspectLoss(epoch, why string) {
 }
 
 // declarePending declares a suspected loss in Redis: a new epoch, marked
-// lost, unless the epoch changed already. Only the fetcher calls it; a
-// failure leaves it pending for its next round.
+// lost, unless the epoch changed already. The fetcher calls it before each
+// read, and the appender when its append found the loss; a failure leaves
+// it pending for the fetcher's next round.
 func (l *Log) declarePending(ctx context.Context) error {
 	p := l.lossIn.Load()
 	if p == nil {

@@ -75,6 +75,14 @@ func (l *Log) sync(ctx context.Context, catchUp bool) (*batch, error) {
 			l.logger.Warn("redis backplane: Redis lost the hub's stream; new epoch, old cursors will resume with recovered:false",
 				zap.String("old", l.fEpoch), zap.String("new", s.epoch))
 		}
+		if s.lost == l.fEpoch {
+			// The same stream under a new name: go on after our
+			// position, so that what this node had not read yet is
+			// delivered, under the new epoch.
+			l.fEpoch = s.epoch
+			l.learn(s.epoch, s.n, s.last)
+			return &batch{reset: true, gap: true, epoch: s.epoch, pos: l.fPos, lastN: l.fN}, nil
+		}
 		l.fEpoch, l.fPos, l.fN = s.epoch, s.base, 0
 		l.learn(s.epoch, s.n, s.last)
 		return &batch{reset: true, gap: s.lost != "", epoch: s.epoch, pos: s.base, lastN: 0}, nil
@@ -128,9 +136,14 @@ func (l *Log) fetch(synced bool) {
 			d := min(l.backoffMin<<min(fails-1, 20), l.backoffMax)
 			d = d/2 + rand.N(d/2+1) // jittered, never zero
 			select {
+			case <-l.reached: // an old token: Redis answered before this failure
+			default:
+			}
+			select {
 			case <-l.ctx.Done():
 				return
 			case <-time.After(d):
+			case <-l.reached: // an append went through: Redis is back
 			}
 			continue
 		}
@@ -297,18 +310,15 @@ func (l *Log) apply(b *batch) {
 
 // gapLocked reports that this node's subscribers may have missed events:
 // the hub closes its sessions so that clients resume from their cursors.
-// l.mu is held; the hub's handler runs in a goroutine of its own, because
-// it closes sessions and reads the head.
+// l.mu is held, and the hub's handler runs before the events after the gap
+// are delivered, so that none of them reaches a session of before the gap
+// (hub.GapReporter: it takes only the hub's lock, which comes after l.mu).
 func (l *Log) gapLocked(missed int64) {
 	l.gaps.Add(1)
 	if missed <= 0 {
 		l.logger.Error("redis backplane: a failover lost acknowledged events; closing this node's sessions so that clients resume")
 	}
 	if f := l.onGap; f != nil {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			f()
-		}()
+		f()
 	}
 }
