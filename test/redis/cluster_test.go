@@ -97,6 +97,13 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("a plain URL to a cluster node fails caddy run", func(t *testing.T) {
+		err := tryStartFormNode(t, fmt.Sprintf("redis://%s/0?prefix=%s", addrs[0], prefix), hubs...)
+		if err == nil || !strings.Contains(err.Error(), "use a redis-cluster://") {
+			t.Fatalf("caddy run: want an error naming redis-cluster://, got %v", err)
+		}
+	})
+
 	t.Run("resharding a hub's slot while publishing", func(t *testing.T) {
 		h := hubs[0]
 		slot, src := owner(h)
