@@ -245,9 +245,25 @@ func (h *Hub) Close(d Disconnect, spread, wait time.Duration) {
 
 // resync ends every session with DisconnectGap, spread out, so that clients
 // resume from their cursors: the log skipped events they would otherwise
-// miss.
+// miss. The sessions leave their channels at once: an event after the gap
+// that reached a session before its close would move its cursor past the
+// gap, and it would resume as if nothing were missing. It takes only h.mu,
+// so a log may call it under its own lock, before it delivers the events
+// after the gap (see GapReporter).
 func (h *Hub) resync() {
-	sessions := h.allSessions()
+	h.mu.Lock()
+	sessions := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		for name, sub := range s.subs {
+			if sub.live {
+				h.unsubscribeLocked(s, name)
+			}
+		}
+		h.stats.Subscriptions.Add(-int64(len(s.subs)))
+		clear(s.subs) // a catch-up in progress does not subscribe it again
+		sessions = append(sessions, s)
+	}
+	h.mu.Unlock()
 	spread := ShutdownSpread(len(sessions))
 	for _, s := range sessions {
 		time.AfterFunc(rand.N(spread), func() { s.Disconnect(DisconnectGap) })
