@@ -178,6 +178,15 @@ func (h *Hub) remove(s *Session) {
 			h.perIP[s.ip]--
 		}
 	}
+	h.dropSubscriptionsLocked(s)
+	h.stats.Connections.Add(-1)
+	h.stats.byFormat[s.codec.Format()].Add(-1)
+}
+
+// dropSubscriptionsLocked ends every subscription of s: off the live sets,
+// out of presence, and marked gone so that a catch-up still running for one
+// stops and never subscribes it again. h.mu is held.
+func (h *Hub) dropSubscriptionsLocked(s *Session) {
 	for name, sub := range s.subs {
 		sub.gone.Store(true)
 		if sub.live {
@@ -187,8 +196,6 @@ func (h *Hub) remove(s *Session) {
 	}
 	h.stats.Subscriptions.Add(-int64(len(s.subs)))
 	clear(s.subs)
-	h.stats.Connections.Add(-1)
-	h.stats.byFormat[s.codec.Format()].Add(-1)
 }
 
 // Sessions returns the number of open sessions.
@@ -254,13 +261,7 @@ func (h *Hub) resync() {
 	h.mu.Lock()
 	sessions := make([]*Session, 0, len(h.sessions))
 	for s := range h.sessions {
-		for name, sub := range s.subs {
-			if sub.live {
-				h.unsubscribeLocked(s, name)
-			}
-		}
-		h.stats.Subscriptions.Add(-int64(len(s.subs)))
-		clear(s.subs) // a catch-up in progress does not subscribe it again
+		h.dropSubscriptionsLocked(s)
 		sessions = append(sessions, s)
 	}
 	h.mu.Unlock()
