@@ -238,7 +238,7 @@ func (h *Hub) Close(d Disconnect, spread, wait time.Duration) {
 	defer deadline.Stop()
 	for _, s := range sessions {
 		select {
-		case <-s.done:
+		case <-s.Done():
 		case <-deadline.C:
 			for _, s := range sessions {
 				s.abort()
