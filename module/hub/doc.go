@@ -96,7 +96,7 @@
 //     while it holds Hub.mu.
 //   - MemoryLog.mu is held across Append's delivery, so Hub.deliver runs
 //     under it.
-//   - Hub.mu guards the channels' live sets, every session's subs map, the
+//   - Hub.mu guards the channels' live sets, every session's subscriptions, the
 //     head cursor, limits, the flusher's ready list, and the presence
 //     state (holds, lingers, mirrors, receivers). A subscription
 //     joins the live set only under Hub.mu at the moment the head is where

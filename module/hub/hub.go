@@ -187,15 +187,16 @@ func (h *Hub) remove(s *Session) {
 // out of presence, and marked gone so that a catch-up still running for one
 // stops and never subscribes it again. h.mu is held.
 func (h *Hub) dropSubscriptionsLocked(s *Session) {
-	for name, sub := range s.subs {
+	for _, sub := range s.subs {
 		sub.gone.Store(true)
 		if sub.live {
-			h.unsubscribeLocked(s, name)
+			h.unsubscribeLocked(s, sub.channel)
 		}
 		h.dropSubscriptionLocked(s, sub)
 	}
 	h.stats.Subscriptions.Add(-int64(len(s.subs)))
 	clear(s.subs)
+	s.subs = nil
 }
 
 // Sessions returns the number of open sessions.

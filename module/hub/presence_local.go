@@ -528,7 +528,7 @@ func (pc *presenceChannel) snapshot() PresenceSnapshot {
 // snapshot once the mirror lists its own user, and every change after
 // that. h.mu is held.
 func (h *Hub) announcePresenceLocked(s *Session, sub *subscription) {
-	if sub.user == "" || sub.announced || s.subs[sub.channel] != sub {
+	if sub.user == "" || sub.announced || s.subs.get(sub.channel) != sub {
 		return
 	}
 	sub.announced = true
@@ -555,7 +555,7 @@ func (h *Hub) checkWaitersLocked(pc *presenceChannel) {
 	}
 	keep := pc.waiters[:0]
 	for _, w := range pc.waiters {
-		if w.s.subs[pc.name] != w.sub {
+		if w.s.subs.get(pc.name) != w.sub {
 			continue // unsubscribed, or gone
 		}
 		hd := h.presence.holds[holdKey{pc.name, w.sub.user}]
@@ -705,8 +705,8 @@ func (h *Hub) setWebhooks(hooks WebhookSet) {
 			}
 		}
 		for s := range h.sessions {
-			for name := range s.subs {
-				if op := h.holdLocked(holdKey{channel: name}, Member{}); op != nil {
+			for _, sub := range s.subs {
+				if op := h.holdLocked(holdKey{channel: sub.channel}, Member{}); op != nil {
 					ops = append(ops, op)
 				}
 			}

@@ -41,7 +41,7 @@ type Session struct {
 	pinger  *time.Timer
 
 	// Guarded by hub.mu.
-	subs map[string]*subscription // every subscription, live or catching up
+	subs subscriptions // every subscription, live or catching up
 
 	// Only touched by the goroutine that handles client messages.
 	grants   []*Grant
@@ -59,7 +59,6 @@ func (h *Hub) Admit(p *Policy, c Codec, ip string) (*Session, error) {
 		policy: p,
 		ip:     ip,
 		id:     newSessionID(),
-		subs:   make(map[string]*subscription),
 	}
 	if err := h.admit(s, ip, p); err != nil {
 		return nil, err
@@ -163,8 +162,7 @@ func (s *Session) Codec() Codec { return s.codec }
 func (s *Session) IsSubscribed(channel string) bool {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
-	_, ok := s.subs[channel]
-	return ok
+	return s.subs.get(channel) != nil
 }
 
 // Done is closed when the session has finished.

@@ -95,11 +95,11 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 			continue
 		}
 		h.mu.Lock()
-		_, dup := s.subs[name]
+		dup := s.subs.get(name) != nil
 		full := !dup && s.policy.MaxSubscriptions > 0 && len(s.subs) >= s.policy.MaxSubscriptions
 		if !dup && !full {
 			sub := &subscription{channel: name}
-			s.subs[name] = sub
+			s.subs.add(sub)
 			subs = append(subs, sub)
 			h.stats.Subscriptions.Add(1)
 			ops = h.addSubscriptionLocked(sub, member, ops)
@@ -148,9 +148,8 @@ func (s *Session) Unsubscribe(channels []string) {
 			continue
 		}
 		h.mu.Lock()
-		if sub, ok := s.subs[name]; ok {
+		if sub := s.subs.remove(name); sub != nil {
 			sub.gone.Store(true)
-			delete(s.subs, name)
 			h.unsubscribeLocked(s, name)
 			h.dropSubscriptionLocked(s, sub)
 			h.stats.Subscriptions.Add(-1)
@@ -338,7 +337,7 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 			return false
 		}
 		for _, sub := range subs {
-			if s.subs[sub.channel] == sub {
+			if s.subs.get(sub.channel) == sub {
 				h.subscribeLocked(s, sub.channel)
 			}
 		}
@@ -364,7 +363,7 @@ func (s *Session) goLive(subs []*subscription, r Recovery) {
 			return
 		}
 		h.mu.Lock()
-		if s.subs[sub.channel] == sub {
+		if s.subs.get(sub.channel) == sub {
 			h.subscribeLocked(s, sub.channel)
 			s.queueControl(s.codec.Subscribed(sub.channel, r))
 			h.announcePresenceLocked(s, sub)
@@ -391,9 +390,9 @@ func (s *Session) announcePresence(subs []*subscription) {
 func (s *Session) lagLocked(from Cursor) {
 	h := s.hub
 	subs := make([]*subscription, 0, len(s.subs))
-	for name, sub := range s.subs {
+	for _, sub := range s.subs {
 		if sub.live {
-			h.unsubscribeLocked(s, name)
+			h.unsubscribeLocked(s, sub.channel)
 			subs = append(subs, sub)
 		}
 	}
