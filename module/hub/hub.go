@@ -34,6 +34,7 @@ type Hub struct {
 
 	pconfig  atomic.Pointer[PresenceConfig]
 	presence presenceState // guarded by mu (presence_local.go)
+	private  atomic.Pointer[[]string] // the hub's private patterns (access.go)
 }
 
 // Limits bound a hub's sessions on this node; 0 is unlimited.

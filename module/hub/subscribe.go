@@ -212,7 +212,7 @@ const errAnonymousPresence = "presence channels need a token with a sub claim"
 // Presence channels are always private, and need a grant with a subject:
 // the newest such grant is the one whose subject and info make the member.
 func (s *Session) access(channel string, presence bool, tokenErr error) (g *Grant, code, msg string) {
-	if !presence && !s.policy.IsPrivate(channel) {
+	if !presence && !s.IsPrivate(channel) {
 		return nil, "", ""
 	}
 	if s.policy.Tokens == nil {

@@ -14,9 +14,10 @@ import (
 // it accepts; each keeps the Endpoint it was accepted under, as it keeps
 // its hub.Policy.
 type Endpoint struct {
-	// Policy is the sessions' policy; its IsPrivate says which channels
-	// need an auth signature (private-*, presence-* and any extra
-	// patterns), and its Tokens is an Authorizer.
+	// Policy is the sessions' policy; with the hub's private patterns
+	// (Session.IsPrivate) it says which channels need an auth signature
+	// (private-*, presence-* and any extra patterns), and its Tokens is an
+	// Authorizer.
 	Policy *hub.Policy
 	// ClientEvents lets clients send client-* events on private and
 	// presence channels.
@@ -86,7 +87,7 @@ func (c *Conn) subscribe(s *hub.Session, data []byte) {
 		return
 	}
 	var o hub.SubscribeOptions
-	if hub.ValidChannel(sub.Channel) && c.e.Policy.IsPrivate(sub.Channel) {
+	if hub.ValidChannel(sub.Channel) && s.IsPrivate(sub.Channel) {
 		o.Token = Credential(s.ID(), sub)
 	}
 	s.Subscribe([]string{sub.Channel}, o)
