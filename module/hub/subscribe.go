@@ -23,6 +23,12 @@ type SubscribeOptions struct {
 	// tokens decide, and the member of a presence channel is the granting
 	// token's sub and info.
 	Member *Member
+	// MemberLimit refuses a join of a presence channel that would give it
+	// more members than the hub's presence_max_members: the subscription
+	// is answered CodeMemberLimit instead. For wire formats that cannot
+	// show a channel by its count alone (the Pusher protocol); decided by
+	// the presence store, so it holds across nodes.
+	MemberLimit bool
 }
 
 // subscription is one channel of a session; while it catches up from
@@ -32,6 +38,7 @@ type subscription struct {
 	live      bool   // among the channel's subscribers in hub.channels
 	user      string // the member on a presence channel; "" on others
 	announced bool   // presence: its snapshot was asked for (announcePresenceLocked)
+	limited   bool   // presence: refused over the member limit (SubscribeOptions.MemberLimit)
 	// gone is set, before the unsubscribed answer is queued, when the
 	// subscription is removed (or its session ends): a catch-up that is
 	// still replaying it stops, so that no event of it follows that answer
@@ -93,12 +100,15 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 		} else if member.ID == "" {
 			s.reply(s.codec.Error(ErrorMessage{Code: CodeForbidden, Message: errAnonymousPresence, Channel: name}))
 			continue
+		} else if max := h.pconfig.Load().MaxMembers; o.MemberLimit && max == 0 {
+			s.reply(s.codec.Error(memberLimitError(name, max)))
+			continue
 		}
 		h.mu.Lock()
 		_, dup := s.subs[name]
 		full := !dup && s.policy.MaxSubscriptions > 0 && len(s.subs) >= s.policy.MaxSubscriptions
 		if !dup && !full {
-			sub := &subscription{channel: name}
+			sub := &subscription{channel: name, limited: o.MemberLimit && member != nil}
 			s.subs[name] = sub
 			subs = append(subs, sub)
 			h.stats.Subscriptions.Add(1)
@@ -124,6 +134,19 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	// this node fetches the channel's snapshot, before the subscription is
 	// announced.
 	h.runPresenceOps(ops)
+	if o.MemberLimit {
+		var refused []*subscription
+		h.mu.Lock()
+		subs, refused = h.dropRefusedLocked(s, subs)
+		h.mu.Unlock()
+		max := h.pconfig.Load().MaxMembers
+		for _, sub := range refused {
+			s.reply(s.codec.Error(memberLimitError(sub.channel, max)))
+		}
+		if len(subs) == 0 {
+			return
+		}
+	}
 	h.prepareMirrors(subs)
 	if !o.Resume {
 		s.catchUp(subs, h.Head(), catchUpFresh)
