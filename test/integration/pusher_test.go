@@ -285,6 +285,44 @@ func TestPusherAPIRoutes(t *testing.T) {
 	}
 }
 
+// TestPusherPresenceAPI: a member joined over the Pusher protocol is what
+// the HTTP API counts and lists: user_count, users, the presence channel
+// list with user_count, and a trigger's info.
+func TestPusherPresenceAPI(t *testing.T) {
+	loadConfig(t, pusherConfig())
+	const ch = "presence-api-room"
+	var ids []string
+	for _, user := range []string{`42`, `"42"`, `"7"`} {
+		c, id := dialPusher(t, "/app/"+pusherKey+"?protocol=7", rtclient.Options{})
+		data := `{"user_id":` + user + `,"user_info":{"name":"n"}}`
+		m := hmac.New(sha256.New, []byte(pusherSecret))
+		m.Write([]byte(id + ":" + ch + ":" + data))
+		c.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": ch, "auth": pusherKey + ":" + hex.EncodeToString(m.Sum(nil)), "channel_data": data}})
+		if got := nextPusher(t, c); got.Event != "pusher_internal:subscription_succeeded" {
+			t.Fatalf("join as %s: %s %s", user, got.Event, got.Data)
+		}
+		ids = append(ids, id)
+	}
+	trigger := []byte(`{"name":"e","data":"x","channels":["` + ch + `"],"info":"user_count,subscription_count"}`)
+	for _, tc := range []struct {
+		method, path string
+		params       map[string]string
+		body         []byte
+		want         string
+	}{
+		{"GET", "/apps/7/channels/" + ch, map[string]string{"info": "user_count,subscription_count"}, nil, `200 {"occupied":true,"subscription_count":3,"user_count":2}`},
+		{"GET", "/apps/7/channels/" + ch + "/users", nil, nil, `200 {"users":[{"id":"42"},{"id":"7"}]}`},
+		{"GET", "/apps/7/channels", map[string]string{"filter_by_prefix": "presence-api-", "info": "user_count"}, nil, `200 {"channels":{"` + ch + `":{"user_count":2}}}`},
+		{"GET", "/apps/7/channels/presence-api-empty", map[string]string{"info": "user_count"}, nil, `200 {"occupied":false,"user_count":0}`},
+		{"POST", "/apps/7/events", nil, trigger, `200 {"channels":{"` + ch + `":{"subscription_count":3,"user_count":2}}}`},
+	} {
+		r := request(t, tc.method, signedURL(tc.method, tc.path, tc.params, tc.body), tc.body, jsonCT...)
+		if strings.TrimSpace(r.String()) != tc.want {
+			t.Errorf("%s %s %v:\n got %s\nwant %s", tc.method, tc.path, tc.params, r, tc.want)
+		}
+	}
+}
+
 // A reload that changes realtime_pusher keeps its connections, which keep
 // working.
 func TestPusherReloadKeepsConnections(t *testing.T) {
