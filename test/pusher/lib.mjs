@@ -23,27 +23,31 @@ export function api(port = PORT, secret = SECRET) {
 
 // signer answers pusher-js's channel authorization in-process, as an
 // application's /broadcasting/auth does (authorizeChannel of the SDK).
-// Channels named private-forged-* are signed with a wrong secret.
-export function signer(secret = SECRET) {
+// Channels named private-forged-* (and presence-forged-*) are signed with
+// a wrong secret. On presence channels the member is user, {user_id,
+// user_info} as Laravel's authorizePresenceChannel sends it.
+export function signer(secret = SECRET, user = { user_id: '1', user_info: { name: 'test' } }) {
   const good = api(PORT, secret), bad = api(PORT, secret + '-wrong');
   return ({ socketId, channelName }, cb) => {
-    const sdk = channelName.startsWith('private-forged-') ? bad : good;
-    const data = channelName.startsWith('presence-') ? { user_id: String(cfg.userId || '1'), user_info: { name: 'test' } } : undefined;
+    const sdk = /^(private|presence)-forged-/.test(channelName) ? bad : good;
+    const data = channelName.startsWith('presence-') ? user : undefined;
     cb(null, sdk.authorizeChannel(socketId, channelName, data));
   };
 }
 
 // client is a pusher-js connection to a node, as a Laravel app's frontend
-// makes it: wsHost/wsPort, no TLS, WebSocket only, cluster unused.
+// makes it: wsHost/wsPort, no TLS, WebSocket only, cluster unused. opts.user
+// is the member its presence subscriptions are signed for.
 export function client(port = PORT, opts = {}) {
-  const c = new Pusher(opts.key || KEY, {
+  const { user, ...options } = opts;
+  const c = new Pusher(options.key || KEY, {
     cluster: 'mt1',
     wsHost: '127.0.0.1',
     wsPort: port,
     forceTLS: false,
     enabledTransports: ['ws'],
-    channelAuthorization: { customHandler: signer() },
-    ...opts,
+    channelAuthorization: { customHandler: signer(SECRET, user) },
+    ...options,
   });
   c.states = [];
   c.errors = [];

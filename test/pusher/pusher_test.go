@@ -43,15 +43,20 @@ type settings struct {
 	BroadcastSecret string `json:"broadcastSecret"`
 	ClientEventRate int    `json:"clientEventRate"`
 	AuthPort        int    `json:"authPort"`
+	WebhookPort     int    `json:"webhookPort"`
+	// ClusterPresence says whether the nodes share presence (a backplane
+	// that keeps it), or each lists its own members.
+	ClusterPresence bool `json:"clusterPresence"`
 }
 
 // node is one Caddy running realtime_pusher.
 type node struct {
 	*testenv.Caddy
-	port     int
-	admin    string
-	cfg      string
-	authPort int
+	port        int
+	admin       string
+	cfg         string
+	authPort    int
+	webhookPort int // a scenario's webhook receiver
 }
 
 // caddyfile is a site with realtime_pusher, realtime_ws and
@@ -98,10 +103,21 @@ http://127.0.0.1:%d {
 // startNode starts a Caddy with hubOptions in its hub's block.
 func startNode(t *testing.T, hubOptions string) *node {
 	t.Helper()
+	return startNodeWith(t, hubOptions, nil)
+}
+
+// startNodeWith starts a Caddy with hubOptions in its hub's block and
+// what extra returns in its realtime_pusher block.
+func startNodeWith(t *testing.T, hubOptions string, extra func(n *node) string) *node {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		n := &node{port: testenv.FreePort(t), authPort: testenv.FreePort(t)}
+		n := &node{port: testenv.FreePort(t), authPort: testenv.FreePort(t), webhookPort: testenv.FreePort(t)}
 		n.admin = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-		n.cfg = caddyfile(n.port, n.admin, hubOptions, n.authPort, "")
+		more := ""
+		if extra != nil {
+			more = extra(n)
+		}
+		n.cfg = caddyfile(n.port, n.admin, hubOptions, n.authPort, more)
 		c, err := n.start(t)
 		if err == nil {
 			n.Caddy = c
@@ -124,7 +140,7 @@ func (n *node) start(t *testing.T) (*testenv.Caddy, error) {
 }
 
 func (n *node) settings(more ...*node) settings {
-	s := settings{Ports: []int{n.port}, Key: appKey, Secret: appSecret, AppID: appID, BroadcastSecret: broadcastSecret, ClientEventRate: clientEventRate, AuthPort: n.authPort}
+	s := settings{Ports: []int{n.port}, Key: appKey, Secret: appSecret, AppID: appID, BroadcastSecret: broadcastSecret, ClientEventRate: clientEventRate, AuthPort: n.authPort, WebhookPort: n.webhookPort}
 	for _, m := range more {
 		s.Ports = append(s.Ports, m.port)
 	}
@@ -355,6 +371,34 @@ func TestTwoNodesOnRedis(t *testing.T) {
 	hub := fmt.Sprintf(`redis "redis://%s/0?prefix=%s"`, addr, prefix)
 	a, b := startNode(t, hub), startNode(t, hub)
 	run(t, "redis.mjs", a.settings(b))
+}
+
+// presenceHub are the hub options of the presence scenarios: a short leave
+// delay, so that leaves show quickly, and a small member limit.
+const presenceHub = "presence_leave_delay 500ms\n\t\t\tpresence_max_members 3"
+
+// TestPresence: Laravel Echo's join().here/joining/leaving and pusher-js's
+// members with two users (one with two tabs), numeric and string ids,
+// client events with user_id, a join over the member limit refused, and
+// the HTTP API's user_count and users.
+func TestPresence(t *testing.T) {
+	needClients(t, false)
+	n := startNode(t, presenceHub)
+	run(t, "presence.mjs", n.settings())
+}
+
+// TestWebhook: realtime_pusher's webhook, every POST verified with the
+// pusher SDK's webhook().isValid() by a real receiver: occupied, vacated,
+// member and client events, each once, the first POST refused and sent
+// again.
+func TestWebhook(t *testing.T) {
+	needClients(t, false)
+	n := startNodeWith(t, presenceHub, func(n *node) string {
+		return fmt.Sprintf(`webhook http://127.0.0.1:%d/hook {
+			events channel_occupied channel_vacated member_added member_removed client_event
+		}`, n.webhookPort)
+	})
+	run(t, "webhook.mjs", n.settings())
 }
 
 // TestBrowser: pusher-js and Laravel Echo in headless Chromium, on a page
