@@ -22,6 +22,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	rthub "github.com/wprealtime/caddy-realtime/module/hub"
+	"github.com/wprealtime/caddy-realtime/module/redis"
 	"github.com/wprealtime/caddy-realtime/test/testenv"
 )
 
@@ -351,6 +353,40 @@ func TestStopAndRestart(t *testing.T) {
 // events cross nodes.
 func TestTwoNodesOnRedis(t *testing.T) {
 	needClients(t, false)
+	hub := redisHub(t)
+	a, b := startNode(t, hub), startNode(t, hub)
+	run(t, "redis.mjs", a.settings(b))
+}
+
+// TestPresenceTwoNodesOnRedis: one user on each of two nodes sharing a
+// Redis, then the same user on both, with pusher-js and the webhook of
+// both nodes. With a backplane that keeps presence, each sees the other,
+// the same user is one member, both nodes' APIs list both, and the cluster
+// sends each member event once; with one that does not, each node lists
+// its own members (the scenario checks that instead, and says so).
+func TestPresenceTwoNodesOnRedis(t *testing.T) {
+	needClients(t, false)
+	hubOptions := redisHub(t) + "\n\t\t\tpresence_leave_delay 500ms"
+	hookPort := testenv.FreePort(t)
+	hook := func(*node) string {
+		return fmt.Sprintf("webhook http://127.0.0.1:%d/hook {\n\t\t\tevents member_added member_removed\n\t\t}", hookPort)
+	}
+	a, b := startNodeWith(t, hubOptions, hook), startNodeWith(t, hubOptions, hook)
+	s := a.settings(b)
+	s.WebhookPort = hookPort
+	var l any = (*redis.Log)(nil)
+	_, s.ClusterPresence = l.(rthub.PresenceLog)
+	if !s.ClusterPresence {
+		t.Log("the Redis backplane keeps no presence: checking that each node lists its own members")
+	}
+	run(t, "presence_redis.mjs", s)
+}
+
+// redisHub returns the hub options of a hub on the test's Redis, under a
+// key prefix of its own that the test removes; it skips the test without
+// a Redis.
+func redisHub(t *testing.T) string {
+	t.Helper()
 	addr := "127.0.0.1:6379"
 	if a := os.Getenv("REALTIME_TEST_REDIS"); a != "" {
 		addr = a
@@ -368,9 +404,7 @@ func TestTwoNodesOnRedis(t *testing.T) {
 			rdb.Del(context.Background(), keys...)
 		}
 	})
-	hub := fmt.Sprintf(`redis "redis://%s/0?prefix=%s"`, addr, prefix)
-	a, b := startNode(t, hub), startNode(t, hub)
-	run(t, "redis.mjs", a.settings(b))
+	return fmt.Sprintf(`redis "redis://%s/0?prefix=%s"`, addr, prefix)
 }
 
 // presenceHub are the hub options of the presence scenarios: a short leave
