@@ -114,13 +114,16 @@ export function collect(ch, name) {
 // authServer is the application's auth endpoint (Laravel's
 // /broadcasting/auth): form-encoded socket_id and channel_name in,
 // authorizeChannel's answer out. Caddy reverse-proxies it for browsers.
+// The X-Test-User header names the user presence channels are signed for
+// (a Laravel app knows it from the session).
 export function authServer(port) {
-  const sign = signer();
   const srv = http.createServer((req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
       const f = new URLSearchParams(body);
+      const user = req.headers['x-test-user'] || '1';
+      const sign = signer(SECRET, { user_id: user, user_info: { name: user } });
       sign({ socketId: f.get('socket_id'), channelName: f.get('channel_name') }, (_, auth) => {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify(auth));
