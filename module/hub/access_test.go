@@ -119,6 +119,32 @@ func TestHubPrivatePatterns(t *testing.T) {
 	}
 }
 
+// A single-use token grants its request and is not kept: a later request
+// without a token is refused, and a single-use refusal is not what later
+// errors report.
+func TestSingleUseToken(t *testing.T) {
+	h, _ := newTestHub(t, 10)
+	p := testPolicy()
+	p.Tokens = fakeTokens{"tok": {Subject: "1", Channels: []string{"private-a", "private-b"}, Expires: time.Now().Add(time.Minute)}}
+	s, c := connect(t, h, p, ConnectOptions{Channels: []string{}})
+	s.Subscribe([]string{"private-a"}, SubscribeOptions{Token: "tok", SingleUse: true})
+	s.Subscribe([]string{"private-b"}, SubscribeOptions{})
+	s.Subscribe([]string{"private-b"}, SubscribeOptions{Token: "garbage", SingleUse: true})
+	s.Subscribe([]string{"private-b"}, SubscribeOptions{})
+	waitFor(t, "answers", func() bool { return len(c.msgs()) >= 5 })
+	var got []string
+	for _, m := range c.msgs()[1:] {
+		got = append(got, fmt.Sprint(m["type"], ":", m["code"], ":", m["channel"]))
+	}
+	want := "realtime:subscribed:<nil>:private-a realtime:error:forbidden:private-b realtime:error:token_invalid:private-b realtime:error:forbidden:private-b"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("answers:\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	if len(s.grants) != 0 {
+		t.Fatalf("%d grants kept", len(s.grants))
+	}
+}
+
 // A grant that covers the channel but has expired answers token_expired,
 // not forbidden: the client should fetch a new token, not give up.
 func TestExpiredGrantIsTokenExpired(t *testing.T) {

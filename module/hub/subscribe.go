@@ -15,6 +15,11 @@ type SubscribeOptions struct {
 	// Token, when given, is verified and its grant kept before access to
 	// private channels is checked.
 	Token string
+	// SingleUse makes Token's grant serve this request only: it is not
+	// kept for later ones, and its refusal is not remembered. The Pusher
+	// protocol's auth signatures are per subscription and per socket, so
+	// keeping them would only cost memory.
+	SingleUse bool
 	// Member is for protocols that authorise each subscription themselves
 	// (the Pusher protocol's auth signature, checked before the call): the
 	// channels are granted without a token, and Member is the session's
@@ -68,7 +73,11 @@ const replayBatch = 256
 // no lock held.
 func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	var tokenErr error
-	if o.Token != "" {
+	var once *Grant
+	switch {
+	case o.Token != "" && o.SingleUse:
+		once, tokenErr = s.verifyToken(o.Token)
+	case o.Token != "":
 		tokenErr = s.addToken(o.Token)
 	}
 	h := s.hub
@@ -84,7 +93,7 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 		if o.Member != nil {
 			member = o.Member
 		} else {
-			g, code, msg := s.access(name, presence, tokenErr)
+			g, code, msg := s.access(name, presence, tokenErr, once)
 			if code != "" {
 				s.reply(s.codec.Error(ErrorMessage{Code: code, Message: msg, Channel: name}))
 				continue
@@ -200,13 +209,17 @@ func (s *Session) reply(msg []byte) {
 // Pong answers the protocol's ping message.
 func (s *Session) Pong() { s.queueControl(s.codec.Pong()) }
 
+// verifyToken verifies a token with the policy's verifier.
+func (s *Session) verifyToken(token string) (*Grant, error) {
+	if s.policy.Tokens == nil {
+		return nil, ErrTokenInvalid
+	}
+	return s.policy.Tokens.Verify(token)
+}
+
 // addToken verifies a token and keeps its grant.
 func (s *Session) addToken(token string) error {
-	if s.policy.Tokens == nil {
-		s.tokenErr = ErrTokenInvalid
-		return s.tokenErr
-	}
-	g, err := s.policy.Tokens.Verify(token)
+	g, err := s.verifyToken(token)
 	if err != nil {
 		s.tokenErr = err
 		return err
@@ -234,7 +247,9 @@ const errAnonymousPresence = "presence channels need a token with a sub claim"
 // for a public channel), or the error code and message to answer with.
 // Presence channels are always private, and need a grant with a subject:
 // the newest such grant is the one whose subject and info make the member.
-func (s *Session) access(channel string, presence bool, tokenErr error) (g *Grant, code, msg string) {
+// once, when not nil, is the request's single-use grant, newer than any
+// kept.
+func (s *Session) access(channel string, presence bool, tokenErr error, once *Grant) (g *Grant, code, msg string) {
 	if !presence && !s.IsPrivate(channel) {
 		return nil, "", ""
 	}
@@ -243,8 +258,12 @@ func (s *Session) access(channel string, presence bool, tokenErr error) (g *Gran
 	}
 	now := time.Now()
 	expired, anonymous := false, false
-	for i := len(s.grants) - 1; i >= 0; i-- {
-		g := s.grants[i]
+	grants := s.grants
+	if once != nil {
+		grants = append(grants[:len(grants):len(grants)], once)
+	}
+	for i := len(grants) - 1; i >= 0; i-- {
+		g := grants[i]
 		if g.Allows(channel, now) {
 			if !presence || g.Subject != "" {
 				return g, "", ""

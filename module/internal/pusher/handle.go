@@ -95,7 +95,9 @@ func (c *Conn) subscribe(s *hub.Session, data []byte) {
 		}
 	}
 	if hub.ValidChannel(sub.Channel) && (s.IsPrivate(sub.Channel) || IsPresence(sub.Channel)) {
-		o.Token = Credential(s.ID(), sub)
+		// A signature is good for this subscription alone: the session
+		// keeps no grant of it.
+		o.Token, o.SingleUse = Credential(s.ID(), sub), true
 	}
 	s.Subscribe([]string{sub.Channel}, o)
 }
