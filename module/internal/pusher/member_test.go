@@ -1,9 +1,12 @@
 package pusher
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/wprealtime/caddy-realtime/module/hub"
 )
 
 func TestParseChannelData(t *testing.T) {
@@ -57,4 +60,36 @@ func TestAuthorizerGrantsTheSignedMember(t *testing.T) {
 	if g, err := a.Verify(Credential(docSocket, priv)); err != nil || g.Subject != "" {
 		t.Fatalf("private grant %+v, %v", g, err)
 	}
+}
+
+// FuzzChannelData: whatever a client signs as channel_data, a member
+// that is accepted has a non-empty id of at most 128 bytes and an info
+// that is compact JSON of at most 1 KiB, and the codec's presence frames
+// built from it are JSON.
+func FuzzChannelData(f *testing.F) {
+	for _, s := range []string{
+		`{"user_id":10,"user_info":{"name":"Mr. Pusher"}}`, `{"user_id":"a\u0000b"}`, `{"user_id":1e400}`,
+		`{"user_id":"1","user_info":"x"}`, `{"user_id":-0.5,"user_info":[{},null]}`, `{"user_id":"1","user_info":{"a":"\ud800"}}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		m, err := ParseChannelData(data)
+		if err != nil {
+			return
+		}
+		if m.ID == "" || len(m.ID) > MaxUserIDLen {
+			t.Fatalf("id %q", m.ID)
+		}
+		if m.Info != nil && (len(m.Info) > hub.MaxInfoSize || !json.Valid(m.Info)) {
+			t.Fatalf("info %q", m.Info)
+		}
+		snap := hub.PresenceSnapshot{Count: 1, Members: []hub.Member{m}}
+		for _, frame := range [][]byte{Codec{}.Presence("presence-x", snap), Codec{}.MemberAdded("presence-x", m, 1), Codec{}.MemberRemoved("presence-x", m, 0)} {
+			msg := decode(t, frame)
+			if !json.Valid([]byte(msg["data"].(string))) {
+				t.Fatalf("data of %v is not JSON", msg)
+			}
+		}
+	})
 }
