@@ -46,6 +46,9 @@ func TestGapClosesSessions(t *testing.T) {
 		conns = append(conns, c)
 	}
 	l.gap()
+	// An event after the gap reaches none of them: their cursors stay
+	// before the gap.
+	publish(t, h, "c", "after-gap", "")
 	deadline := time.Now().Add(2 * time.Second)
 	for _, c := range conns {
 		for c.closeCode() != DisconnectGap.Code {
@@ -54,5 +57,11 @@ func TestGapClosesSessions(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		if evs := c.events(); len(evs) != 0 {
+			t.Fatalf("a session got %d events after the gap", len(evs))
+		}
+	}
+	if n := h.Stats().Subscriptions.Load(); n != 0 {
+		t.Fatalf("%d subscriptions counted after the gap", n)
 	}
 }

@@ -179,6 +179,15 @@ func (h *Hub) remove(s *Session) {
 			h.perIP[s.ip]--
 		}
 	}
+	h.dropSubscriptionsLocked(s)
+	h.stats.Connections.Add(-1)
+	h.stats.byFormat[s.codec.Format()].Add(-1)
+}
+
+// dropSubscriptionsLocked ends every subscription of s: off the live sets,
+// out of presence, and marked gone so that a catch-up still running for one
+// stops and never subscribes it again. h.mu is held.
+func (h *Hub) dropSubscriptionsLocked(s *Session) {
 	for name, sub := range s.subs {
 		sub.gone.Store(true)
 		if sub.live {
@@ -188,8 +197,6 @@ func (h *Hub) remove(s *Session) {
 	}
 	h.stats.Subscriptions.Add(-int64(len(s.subs)))
 	clear(s.subs)
-	h.stats.Connections.Add(-1)
-	h.stats.byFormat[s.codec.Format()].Add(-1)
 }
 
 // Sessions returns the number of open sessions.
@@ -232,7 +239,7 @@ func (h *Hub) Close(d Disconnect, spread, wait time.Duration) {
 	defer deadline.Stop()
 	for _, s := range sessions {
 		select {
-		case <-s.done:
+		case <-s.Done():
 		case <-deadline.C:
 			for _, s := range sessions {
 				s.abort()
@@ -246,9 +253,19 @@ func (h *Hub) Close(d Disconnect, spread, wait time.Duration) {
 
 // resync ends every session with DisconnectGap, spread out, so that clients
 // resume from their cursors: the log skipped events they would otherwise
-// miss.
+// miss. The sessions leave their channels at once: an event after the gap
+// that reached a session before its close would move its cursor past the
+// gap, and it would resume as if nothing were missing. It takes only h.mu,
+// so a log may call it under its own lock, before it delivers the events
+// after the gap (see GapReporter).
 func (h *Hub) resync() {
-	sessions := h.allSessions()
+	h.mu.Lock()
+	sessions := make([]*Session, 0, len(h.sessions))
+	for s := range h.sessions {
+		h.dropSubscriptionsLocked(s)
+		sessions = append(sessions, s)
+	}
+	h.mu.Unlock()
 	spread := ShutdownSpread(len(sessions))
 	for _, s := range sessions {
 		time.AfterFunc(rand.N(spread), func() { s.Disconnect(DisconnectGap) })

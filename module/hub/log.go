@@ -51,10 +51,13 @@ type Health interface {
 }
 
 // GapReporter is implemented by logs whose delivery can skip events: a
-// backplane reader that fell behind its stream's trimming. New gives such a
-// log a function to call then, which closes every session with 1012 so that
+// backplane reader that fell behind its stream's trimming, or one that
+// found acknowledged events lost in a failover. New gives such a log a
+// function to call then, which closes every session with 1012 so that
 // clients resume from their cursors (and learn that they missed events)
-// instead of missing them silently.
+// instead of missing them silently. The function takes only the hub's
+// lock and returns at once: the log calls it before it delivers the events
+// after the gap, which then reach no session of before the gap.
 type GapReporter interface {
 	OnGap(func())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,13 +146,17 @@ var errFenced = errors.New("redis append: Redis ran the append after its deadlin
 // once the node may have given up on it (see fence.go).
 func (l *Log) appendPubs(ctx context.Context, deadline time.Time, pubs []*hub.Publication) ([]hub.Appended, error) {
 	if l.clock.best() == nil {
-		// No TIME reply yet (Redis was down at Start): learn the clock
-		// first, so that the script has a fence.
-		now, err := l.rdb.Time(ctx).Result()
+		// No clock reading yet (Redis was down at Start): learn the clock
+		// of the hub's node first, so that the script has a fence.
+		res, err := headScript.Run(ctx, l.rdb, []string{l.meta}).Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redis append: %w", err)
 		}
-		l.clock.observe(now, time.Now())
+		h, err := decodeHead(res)
+		if err != nil {
+			return nil, fmt.Errorf("redis append: %w", err)
+		}
+		l.clock.observe(h.now, time.Now())
 	}
 	keys := []string{l.stream, l.meta}
 	size, ttl := l.size.Load(), time.Duration(l.ttl.Load())
@@ -175,7 +180,8 @@ func (l *Log) appendPubs(ctx context.Context, deadline time.Time, pubs []*hub.Pu
 		}
 		args = append(args, p.Type, string(p.Payload), p.Timestamp, p.Exclude, p.UserID)
 	}
-	res, err := appendScript.Run(ctx, l.rdb, keys, args...).Slice()
+	known := l.known.Load() // before the script: Redis had it by then
+	res, err := l.runAppend(ctx, deadline, keys, args)
 	received := time.Now()
 	if err != nil && goredis.HasErrorPrefix(err, "FENCED") {
 		if f := strings.Fields(err.Error()); len(f) == 3 {
@@ -183,15 +189,33 @@ func (l *Log) appendPubs(ctx context.Context, deadline time.Time, pubs []*hub.Pu
 		}
 		return nil, errFenced
 	}
-	if err != nil {
+	if err != nil && res == nil {
 		return nil, fmt.Errorf("redis append: %w", err)
 	}
-	if len(res) != len(pubs)+3 {
+	if len(res) != len(pubs)+5 {
 		return nil, fmt.Errorf("redis append: unexpected reply of %d items", len(res))
 	}
 	epoch, _ := res[0].(string)
 	l.clock.observe(redisTime(res[1], res[2]), received)
-	res = res[3:]
+	if n, perr := strconv.ParseInt(str(res[3]), 10, 64); perr == nil {
+		if last, perr := parseID(str(res[4])); perr == nil {
+			if known.lostBy(epoch, n, last) {
+				// Declared at once, so that few appends land in the
+				// epoch that lost events; the fetcher retries a failure.
+				l.suspectLoss(epoch, "an append answered with an event count below one read or appended before")
+				_ = l.declarePending(ctx)
+			}
+			l.learn(epoch, n, last)
+		}
+	}
+	select {
+	case l.reached <- struct{}{}:
+	default:
+	}
+	if err != nil {
+		return nil, err // applied, but not confirmed by enough replicas
+	}
+	res = res[5:]
 	out := make([]hub.Appended, len(pubs))
 	for i, p := range pubs {
 		r, ok := res[i].([]any)

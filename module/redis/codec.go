@@ -23,10 +23,11 @@ import (
 
 // entry is one decoded stream entry.
 type entry struct {
-	pos hub.Position
-	n   int64
-	pub hub.Publication
-	ch  string
+	pos  hub.Position
+	n    int64
+	pub  hub.Publication
+	ch   string
+	skip bool // a retry of an event delivered before a loss: not delivered again
 }
 
 // decodeEntry reads one stream entry as Redis sends it, in XRANGE replies
@@ -165,12 +166,13 @@ type snapshot struct {
 	base    hub.Position // where this epoch began
 	now     time.Time    // the server's clock
 	entries []entry
+	lost    string // the epoch this one replaced after a loss (lost.go), or ""
 }
 
 // decodeSnapshot reads the read script's reply: {epoch, floor, last, n,
-// base, seconds, microseconds, entries}.
+// base, seconds, microseconds, entries, lost}.
 func decodeSnapshot(res []any) (*snapshot, error) {
-	if len(res) != 8 {
+	if len(res) != 9 {
 		return nil, fmt.Errorf("redis read: unexpected reply of %d items", len(res))
 	}
 	s := &snapshot{}
@@ -193,7 +195,36 @@ func decodeSnapshot(res []any) (*snapshot, error) {
 	if s.entries, err = decodeEntries(res[7]); err != nil {
 		return nil, err
 	}
+	s.lost = str(res[8])
 	return s, nil
+}
+
+// head is what the head script answers after each XREAD.
+type head struct {
+	epoch string // "" when the meta hash is gone
+	n     int64
+	last  hub.Position
+	now   time.Time
+}
+
+// decodeHead reads the head script's reply: {epoch, n, last, seconds,
+// microseconds}.
+func decodeHead(res []any) (head, error) {
+	if len(res) != 5 {
+		return head{}, fmt.Errorf("redis: unexpected head reply of %d items", len(res))
+	}
+	h := head{epoch: str(res[0]), n: -1, now: redisTime(res[3], res[4])}
+	if h.epoch == "" {
+		return h, nil
+	}
+	var err error
+	if h.n, err = strconv.ParseInt(str(res[1]), 10, 64); err != nil {
+		return head{}, errors.New("redis: bad event count in the meta hash")
+	}
+	if h.last, err = parseID(str(res[2])); err != nil {
+		return head{}, err
+	}
+	return h, nil
 }
 
 // redisTime reads the two halves of a TIME reply (seconds, microseconds).

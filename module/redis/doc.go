@@ -3,11 +3,22 @@
 // prefix and hub.
 //
 // Keys (P is the prefix, H the hub name, in braces so that they share a
-// cluster slot):
+// cluster slot: every script touches one slot, and hubs spread over a
+// cluster):
 //
 //	P{H}:stream   the events, one entry per event and channel
-//	P{H}:meta     epoch, trim floor, last entry ID, event count, epoch base
+//	P{H}:meta     epoch, trim floor, last entry ID, event count, epoch base,
+//	              and the epoch this one replaced after a declared loss
 //	P{H}:id:<id>  an idempotency key, kept for history_ttl
+//
+// One URL per deployment form (url.go) picks go-redis's own client: one
+// server (redis://, rediss://, unix://), Sentinel (redis-sentinel://: the
+// failover client) or Redis Cluster (redis-cluster://: the cluster client,
+// which follows MOVED and ASK; connect.go keeps it from running an append
+// twice). Every command that names the hub's keys is routed by them: the
+// scripts by their first key, XREAD by its stream, and Redis's clock comes
+// from a script (lua/head.lua), not TIME, so that it is the clock of the
+// node that runs the appends.
 //
 // Appends run as one Lua script (lua/append.lua): the idempotency keys are
 // checked and set and the entries added atomically, then the stream is
@@ -22,7 +33,14 @@
 // An epoch is one lifetime of the stream: when Redis loses the meta hash or
 // the stream (restart without persistence, FLUSHALL, eviction) the next
 // script starts a new epoch, and cursors of the old one resume with
-// recovered:false instead of a silent gap.
+// recovered:false instead of a silent gap. A failover that promotes a
+// replica which had not received the last acknowledged events is found by
+// the nodes that knew of them (lost.go) and declared in a new epoch too:
+// then every node also resyncs its clients.
+//
+// Start checks what Redis refuses (check.go): credentials, the ACL, TLS,
+// the deployment form, Sentinel's master name. Those fail Start with their
+// cause; a Redis that does not answer does not.
 //
 // # Files
 //
@@ -34,7 +52,11 @@
 //	codec.go    decoding replies: the stream entry decoder, IDs, records
 //	health.go   Healthy and the up/down transitions
 //	scripts.go  the Lua scripts of lua/, embedded
-//	url.go      ParseURL: the redis:// URL of a hub and its rules
+//	url.go      ParseURL: the URL of a hub (each deployment form) and its rules
+//	connect.go  go-redis's client for the form; no blind retry of a script
+//	check.go    the start check: what Redis refuses, named
+//	lost.go     acknowledged events lost in a failover: found and declared
+//	replicas.go min_replicas_acked: WAIT after the append, same connection
 //
 // # Goroutines and what they own
 //
@@ -47,16 +69,22 @@
 //     at most maxGroup publications and runs one append script for the
 //     group, then closes each call's done. It owns the group in flight.
 //   - The fetcher runs a blocking XREAD after its own position (fEpoch,
-//     fPos, which only it touches), learns the epoch again when it changes,
-//     reconnects with backoff, and records the backplane's health. It sends
+//     fPos, fN, which only it touches), learns the epoch again when it
+//     changes, reconnects with backoff, and records the backplane's health.
+//     It compares what Redis has with the node's mark (known: the highest
+//     event it read or appended) and declares a loss it finds (lossIn,
+//     set by it or by the appender); it remembers the ids it read last
+//     (fIDs), so that after a loss it does not deliver a publisher's retry
+//     of an event its clients had. It sends
 //     what it read on l.batches (bounded: it waits when about maxQueued
 //     entries, in batches of Config.Batch, are not delivered yet), and
 //     reads Redis's clock with every XREAD for the append fence.
 //   - The deliverer receives from l.batches and applies each batch: it
 //     moves the delivered head (and lastN, the head's event number, for
 //     gap detection) under l.mu and hands the events to the hub.
-//   - A gap report runs onGap in a goroutine of its own (counted in l.wg),
-//     because the hub's handler closes sessions and reads the head.
+//   - A gap report runs onGap under l.mu, before the events after the gap
+//     are delivered: the hub's handler takes only the hub's lock and
+//     schedules the closes (hub.GapReporter).
 //
 // Start runs the first sync and apply itself, before these goroutines
 // exist. Append, Range and Head run on their callers' goroutines.
@@ -70,5 +98,6 @@
 // must not call Head or Range while holding a lock its deliver takes. l.mu
 // is the log's only lock. Everything else is a channel (l.calls, l.batches,
 // l.changed), an atomic (retention, health, the gap count, running, the
-// clock estimate of the append fence) or owned by one goroutine.
+// clock estimate of the append fence, the mark and the pending loss) or
+// owned by one goroutine.
 package redis

@@ -15,9 +15,22 @@ import (
 
 // Config describes a Redis log.
 type Config struct {
-	// Client are the go-redis options (address, password, DB, TLS). New
-	// sets the timeouts and retries it needs where they are zero.
+	// Client are the go-redis options of a connection to a data node
+	// (address, credentials, DB, TLS, timeouts, pool). New sets the
+	// timeouts and retries it needs where they are zero. With Sentinel or
+	// Cluster set, its address is unused.
 	Client *goredis.Options
+	// Sentinel, if set, finds the primary through Redis Sentinel.
+	Sentinel *Sentinel
+	// Cluster, if set, makes the log use a Redis Cluster.
+	Cluster *Cluster
+	// MinReplicasAcked is how many replicas must confirm an append (Redis's
+	// WAIT) before it is answered; 0 (the default) waits for none. An
+	// append they do not confirm within MinReplicasTimeout (default 500
+	// ms) is answered with an error although it may be delivered: a
+	// publisher retries it with its id, which answers duplicate.
+	MinReplicasAcked   int
+	MinReplicasTimeout time.Duration
 	// Prefix is put before every key, so that several sites can share one
 	// Redis. Default "realtime:".
 	Prefix string
@@ -65,14 +78,21 @@ const maxQueued = 1 << 14
 // Log is a hub.Log over a Redis stream. See the package documentation for
 // which goroutine owns which field.
 type Log struct {
-	rdb    goredis.UniversalClient // one server today; Sentinel and Cluster clients fit the same field
-	stream string
-	meta   string
-	idKey  string
-	logger *zap.Logger
+	rdb  goredis.UniversalClient // go-redis's client of the deployment form
+	form Config                  // the deployment form (Sentinel, Cluster), for the start check
+	// certAsked is set when a TLS server asked for a client certificate
+	// (the start check's hint when it then closes the connection).
+	certAsked *atomic.Bool
+	stream    string
+	meta      string
+	idKey     string
+	logger    *zap.Logger
 
 	size atomic.Int64
 	ttl  atomic.Int64
+
+	minReplicas        int
+	minReplicasTimeout time.Duration
 
 	batch                  int
 	block                  time.Duration
@@ -102,6 +122,15 @@ type Log struct {
 	// fetcher (and Start, before the fetcher runs) touches them.
 	fEpoch string
 	fPos   hub.Position
+	fN     int64    // the number of the entry at fPos (-1: unknown)
+	fIDs   idMemory // ids read last, and those of events a failover lost
+
+	// known is the highest event this node knows Redis had (lost.go);
+	// lossIn the epoch whose loss the fetcher is to declare.
+	known      atomic.Pointer[mark]
+	lossIn     atomic.Pointer[string]
+	lostEpochs atomic.Int64
+	retries    atomic.Int64
 
 	// calls hands Append calls to the appender (unbuffered: a call the
 	// appender has not received is not in Redis). running is set by Start
@@ -111,6 +140,10 @@ type Log struct {
 
 	// batches hands what the fetcher read to the deliverer, in order.
 	batches chan *batch
+	// reached wakes the fetcher from its backoff when an append went
+	// through (after a failover, the sooner it reads, the sooner it finds
+	// a loss).
+	reached chan struct{}
 
 	// clock estimates Redis's clock, for the append fence.
 	clock redisClock
@@ -127,35 +160,21 @@ func New(c Config) (*Log, error) {
 	if c.Hub == "" {
 		return nil, errors.New("redis: no hub name")
 	}
+	if c.Sentinel != nil && c.Cluster != nil {
+		return nil, errors.New("redis: Sentinel and Cluster are two deployment forms: set one")
+	}
 	o := *c.Client
-	// The publish path has 2 s; a command must fail within that when Redis
-	// is down or unreachable, and never be retried blindly (a retried
-	// append could be applied twice).
-	if o.DialTimeout == 0 {
-		o.DialTimeout = time.Second
-	}
-	if o.ReadTimeout == 0 {
-		o.ReadTimeout = 2 * time.Second
-	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = 2 * time.Second
-	}
-	if o.PoolTimeout == 0 {
-		o.PoolTimeout = 2 * time.Second
-	}
-	o.MaxRetries = -1
-	o.ContextTimeoutEnabled = true
-	if o.Protocol == 0 {
-		o.Protocol = 2
-	}
-	o.DisableIdentity = true
+	connDefaults(&o)
+	certAsked := watchCertRequests(&o)
 	prefix := c.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	base := prefix + "{" + c.Hub + "}:"
 	l := &Log{
-		rdb:          goredis.NewClient(&o),
+		rdb:          newClient(c, &o),
+		form:         Config{Sentinel: c.Sentinel, Cluster: c.Cluster, Client: &o},
+		certAsked:    certAsked,
 		stream:       base + "stream",
 		meta:         base + "meta",
 		idKey:        base + "id:",
@@ -166,8 +185,10 @@ func New(c Config) (*Log, error) {
 		backoffMax:   c.BackoffMax,
 		startTimeout: c.StartTimeout,
 		local:        hub.NewEpoch(),
+		fN:           -1,
 		changed:      make(chan struct{}),
 		calls:        make(chan *appendCall),
+		reached:      make(chan struct{}, 1),
 	}
 	if l.logger == nil {
 		l.logger = zap.NewNop()
@@ -191,6 +212,11 @@ func New(c Config) (*Log, error) {
 	if l.startTimeout <= 0 {
 		l.startTimeout = time.Second
 	}
+	l.minReplicas = max(c.MinReplicasAcked, 0)
+	l.minReplicasTimeout = c.MinReplicasTimeout
+	if l.minReplicasTimeout <= 0 {
+		l.minReplicasTimeout = defaultMinReplicasTimeout
+	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.SetRetention(c.Size, c.TTL)
 	return l, nil
@@ -208,19 +234,22 @@ func (l *Log) SetRetention(size int, ttl time.Duration) {
 
 // OnGap implements hub.GapReporter: it sets a function the reader calls
 // when it finds that events it had not read yet were trimmed from the
-// stream, so that they can never reach this node's subscribers: the hub
-// closes its sessions so that clients resume from their cursors (and learn
-// that they missed events).
+// stream, or that a failover lost acknowledged events (lost.go), so that
+// they can never reach this node's subscribers: the hub closes its
+// sessions so that clients resume from their cursors (and learn that they
+// missed events). The reader calls it holding l.mu, before it delivers the
+// events after the gap: f must not call Head or Range.
 func (l *Log) OnGap(f func()) {
 	l.mu.Lock()
 	l.onGap = f
 	l.mu.Unlock()
 }
 
-// Start implements hub.Log: it tries once, briefly, to learn the stream's
-// epoch and end, so that a node with a reachable Redis starts at the right
-// place, then starts the appender and the reader, which keeps trying when
-// Redis is down.
+// Start implements hub.Log: it checks, briefly, that Redis accepts the
+// configuration (check.go: an error names what Redis refused, and the log
+// does not start) and learns the stream's epoch and end, so that a node
+// with a reachable Redis starts at the right place, then starts the
+// appender and the reader, which keeps trying when Redis is down.
 func (l *Log) Start(deliver func(hub.Cursor, []*hub.Event)) error {
 	l.mu.Lock()
 	if l.started || l.closed {
@@ -233,8 +262,21 @@ func (l *Log) Start(deliver func(hub.Cursor, []*hub.Event)) error {
 	l.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(l.ctx, l.startTimeout)
-	b, err := l.sync(ctx, false)
+	err := l.check(ctx)
 	cancel()
+	var ce configErr
+	if errors.As(err, &ce) {
+		return ce.error
+	}
+	var b *batch
+	if err == nil {
+		ctx, cancel = context.WithTimeout(l.ctx, l.startTimeout)
+		b, err = l.sync(ctx, false)
+		cancel()
+		if cerr := l.configError(err); cerr != nil {
+			return cerr
+		}
+	}
 	if err != nil {
 		l.setDown(err)
 	}

@@ -18,8 +18,10 @@
 -- ("" for none), timestamp ("" for none), excluded session ("" for none),
 -- user id ("" for none).
 --
--- It returns {epoch, seconds, microseconds, r1, r2, ...} (Redis's clock at
--- the second reading) where ri is
+-- It returns {epoch, seconds, microseconds, n, last, r1, r2, ...} (Redis's
+-- clock at the second reading; the epoch's event count and last entry ID
+-- after the append, which tell a node whether a later Redis lost them)
+-- where ri is
 -- {0, entryID...} for an accepted publication and {1, record} for a
 -- duplicate.
 local fence = tonumber(ARGV[1])
@@ -37,7 +39,7 @@ local keep = tonumber(ARGV[3])
 local maxAge = tonumber(ARGV[4])
 local idttl = ARGV[5]
 local npubs = tonumber(ARGV[6])
-local out = {epoch, t[1], t[2]}
+local out = {epoch, t[1], t[2], '', ''}
 local a = 7
 local k = 3
 local added = {}
@@ -112,4 +114,5 @@ if maxAge > 0 then
   end
 end
 redis.call('HSET', KEYS[2], 'floor', floor, 'last', last, 'n', string.format('%d', n))
+out[4], out[5] = string.format('%d', n), last
 return out

@@ -14,6 +14,6 @@ local function meta(fresh)
   local base = '0-0'
   local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   if #top > 0 then base = top[1][1] end
-  redis.call('HSET', KEYS[2], 'epoch', fresh, 'floor', base, 'last', base, 'n', 0, 'base', base)
+  redis.call('HSET', KEYS[2], 'epoch', fresh, 'floor', base, 'last', base, 'n', 0, 'base', base, 'lost', '')
   return fresh, base, base, 0, base
 end

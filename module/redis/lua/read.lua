@@ -3,11 +3,14 @@
 -- ARGV[5] that is not the current one, it returns no entries. ARGV[1] is
 -- the name of a new epoch, should one start.
 --
--- It returns {epoch, floor, last, n, base, seconds, microseconds, entries}.
+-- It returns {epoch, floor, last, n, base, seconds, microseconds, entries,
+-- lost}, where lost names the epoch this one replaced because events that
+-- Redis had acknowledged were gone (lost.lua), or is empty.
 local epoch, floor, last, n, base = meta(ARGV[1])
 local t = redis.call('TIME')
 local entries = {}
 if ARGV[2] ~= '' and (ARGV[5] == '' or ARGV[5] == epoch) then
   entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], ARGV[3], 'COUNT', ARGV[4])
 end
-return {epoch, floor, last, string.format('%d', n), base, t[1], t[2], entries}
+local lost = redis.call('HGET', KEYS[2], 'lost') or ''
+return {epoch, floor, last, string.format('%d', n), base, t[1], t[2], entries, lost}
