@@ -699,6 +699,23 @@ func (h *Hub) sendSnapshotLocked(pc *presenceChannel, s *Session) {
 	h.noticeLocked(s, msg)
 }
 
+// resendSnapshotLocked sends the mirror's snapshot again to a session that
+// has had its own and subscribes to the channel once more; one still
+// waiting for its first gets that one. h.mu is held.
+func (h *Hub) resendSnapshotLocked(s *Session, channel string) {
+	sub := s.subs[channel]
+	if sub == nil || sub.user == "" {
+		return
+	}
+	pc := h.presence.chans[channel]
+	if pc == nil || !pc.ready {
+		return
+	}
+	if _, ok := pc.receivers[s]; ok {
+		h.sendSnapshotLocked(pc, s)
+	}
+}
+
 // broadcastLocked queues a message to the channel's receivers, encoded
 // once per wire format. h.mu is held.
 func (h *Hub) broadcastLocked(pc *presenceChannel, encode func(Codec) []byte) {

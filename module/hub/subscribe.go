@@ -126,12 +126,18 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 		h.mu.Unlock()
 		switch {
 		case dup:
-			// Already subscribed: acknowledge; it keeps receiving.
+			// Already subscribed: acknowledge; it keeps receiving. On a
+			// presence channel the acknowledgement is followed by the
+			// snapshot again (the Pusher protocol acknowledges with it).
 			r := NoResume
 			if o.Resume {
 				r = Recovered
 			}
 			s.reply(s.codec.Subscribed(name, r))
+			h.mu.Lock()
+			h.resendSnapshotLocked(s, name)
+			h.startFlushLocked()
+			h.mu.Unlock()
 		case full:
 			s.reply(s.codec.Error(ErrorMessage{Code: CodeTooManySubscriptions, Message: "subscription limit reached", Channel: name}))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,20 @@ func TestPresence(t *testing.T) {
 		t.Fatalf("second snapshot %+v", p)
 	}
 	a.c.waitFor(t, "member_added", isEvent("pusher_internal:member_added", ch))
+	// Subscribing again is acknowledged again, with the members.
+	a.join(ch, `{"user_id":1,"user_info":{"name":"A"}}`)
+	a.c.waitFor(t, "a second subscription_succeeded", func(map[string]any) bool {
+		return a.c.count(t, isEvent("pusher_internal:subscription_succeeded", ch)) == 2
+	})
+	var last map[string]any
+	for _, m := range a.c.messages(t) {
+		if isEvent("pusher_internal:subscription_succeeded", ch)(m) {
+			last = m
+		}
+	}
+	if d, _ := last["data"].(string); !strings.Contains(d, `"count":2`) {
+		t.Fatalf("the second subscription_succeeded: %v", last)
+	}
 	// Two more connections of user 2 (one sending the id as a number),
 	// one of user 3 without info.
 	b2 := connect(t, h, e)
