@@ -122,6 +122,8 @@ func TestBadConfigFailsAtLoad(t *testing.T) {
 		{"bad redis url", "realtime {\n hub a {\n redis localhost:6379\n }\n}", "realtime: hub a: redis: want a redis:// or rediss:// URL"},
 		{"bad hub max_connections", "realtime {\n hub a {\n max_connections 0\n }\n}", "realtime: hub a: max_connections: want an integer >= 1"},
 		{"bad hub max_connections_per_ip", "realtime {\n hub a {\n max_connections_per_ip x\n }\n}", "realtime: hub a: max_connections_per_ip: want an integer >= 0"},
+		{"private without patterns", "realtime {\n hub a {\n private\n }\n}", "realtime: hub a: private: needs at least one argument"},
+		{"private pattern too long", "realtime {\n hub a {\n private " + strings.Repeat("x", 165) + "\n }\n}", "realtime: hub a: private: pattern"},
 		{"presence without patterns", "realtime {\n hub a {\n presence\n }\n}", "realtime: hub a: presence: needs at least one argument"},
 		{"bad presence_leave_delay", "realtime {\n hub a {\n presence_leave_delay soon\n }\n}", "realtime: hub a: presence_leave_delay: want a duration such as 3s (0 for none)"},
 		{"negative presence_leave_delay", "realtime {\n hub a {\n presence_leave_delay -1s\n }\n}", "realtime: hub a: presence_leave_delay: want a duration"},

@@ -52,7 +52,12 @@
 // presence channels it holds members of: a snapshot (as of a position),
 // then the changes after it; a session gets the mirror's snapshot once the
 // mirror reflects its own user's join, and from then on the changes, from
-// the same lock, so it misses none and gets none twice.
+// the same lock, so it misses none and gets none twice. Sessions of a wire
+// format that cannot show a channel by its count alone (the Pusher
+// protocol) ask for joins over the member limit to be refused
+// (SubscribeOptions.MemberLimit): their hold's Join carries the limit, the
+// store decides atomically, and a refused hold's subscriptions are
+// answered and dropped before they are announced.
 //
 // # Goroutines
 //

@@ -33,7 +33,8 @@ type Hub struct {
 	urgent    chan struct{} // cuts the flusher's coalescing wait short
 
 	pconfig  atomic.Pointer[PresenceConfig]
-	presence presenceState // guarded by mu (presence_local.go)
+	presence presenceState            // guarded by mu (presence_local.go)
+	private  atomic.Pointer[[]string] // the hub's private patterns (access.go)
 }
 
 // Limits bound a hub's sessions on this node; 0 is unlimited.

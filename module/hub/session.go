@@ -165,6 +165,19 @@ func (s *Session) IsSubscribed(channel string) bool {
 	return s.subs.get(channel) != nil
 }
 
+// SubscribedAs reports whether the session is subscribed to channel, and
+// as which member on a presence channel ("" on any other): the Pusher
+// protocol names the sender of a client event on a presence channel.
+func (s *Session) SubscribedAs(channel string) (user string, ok bool) {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	sub := s.subs.get(channel)
+	if sub == nil {
+		return "", false
+	}
+	return sub.user, true
+}
+
 // Done is closed when the session has finished.
 func (s *Session) Done() <-chan struct{} {
 	s.mu.Lock()
