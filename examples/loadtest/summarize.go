@@ -81,7 +81,7 @@ var issue6 = []target6{
 	{"latency", "p99", "10k subs, 2 ev/s: fan-out latency p99", false, 0.7},
 	{"latency", "max", "same run: fan-out latency max", false, 1.0},
 	{"latency", "cpu", "same run: CPU s per million deliveries", false, 0.6},
-	{"wp", "cpu", "1k subs, one sequential publisher at 300 ev/s: CPU s per million deliveries", false, 0.4},
+	{"wp", "cpu", "1k subs, one sequential publisher at 200 ev/s: CPU s per million deliveries", false, 0.4},
 	{"publish", "pubreq", "1 sub, 32 publishers: publish req/s", true, 1.0},
 	{"sse-idle", "mem", "SSE, 10k idle streams: memory per stream", false, 0.8},
 	{"sse-flood", "cpu", "same run: CPU s per million deliveries", false, 0.5},

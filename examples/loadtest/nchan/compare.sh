@@ -14,7 +14,7 @@
 #   rate200   1,000 subscribers, 200 events/s for 10 s
 #   latency   10,000 subscribers, one sequential publisher at 2 events/s for 15 s
 #   wp        WordPress-shaped: 1,000 subscribers, one publisher posting sequentially on one
-#             keep-alive connection at 300 events/s for 10 s (1 ms coalescing rarely batches)
+#             keep-alive connection at 200 events/s for 10 s (1 ms coalescing rarely batches)
 #   publish   1 subscriber, 32 concurrent publishers for 10 s
 #   publish-batch  1 subscriber, 32 publishers offering 40,000 events/s for 10 s, the module
 #             taking 10 per request (a JSON array body; nchan has no batch form, so it gets
@@ -157,7 +157,7 @@ args_for() { # scenario
 	flood | flood-tls) echo "-subs 1000 -pubs 1 -duration 10s -timeout 3m" ;;
 	rate200) echo "-subs 1000 -rate 200 -pubs 4 -duration 10s -timeout 3m" ;;
 	latency) echo "-subs 10000 -rate 2 -duration 15s -ramp 5000 -timeout 3m" ;;
-	wp) echo "-subs 1000 -rate 300 -pubs 1 -duration 10s -timeout 3m" ;;
+	wp) echo "-subs 1000 -rate 200 -pubs 1 -duration 10s -timeout 3m" ;;
 	publish) echo "-subs 1 -pubs 32 -duration 10s -timeout 3m" ;;
 	publish-batch) echo "-subs 1 -pubs 32 -rate 40000 -max-resumes 1000 -duration 10s -timeout 3m" ;; # the module's -batch is added by one()
 	smoke) echo "-subs 200 -duration 2s -timeout 1m" ;;
