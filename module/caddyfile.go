@@ -179,7 +179,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				var u string
 				if u, err = oneArg(d, label); err == nil {
 					if scheme, _, _ := strings.Cut(u, "://"); !strings.HasPrefix(u, "{") && !strings.HasPrefix(scheme, "redis") {
-						return d.Errf("%s: want a redis:// or rediss:// URL (or a placeholder such as {env.REALTIME_REDIS_URL})", label)
+						return d.Errf("%s: want a redis://, rediss://, redis-sentinel://, rediss-sentinel://, redis-cluster:// or rediss-cluster:// URL (or a placeholder such as {env.REALTIME_REDIS_URL})", label)
 					}
 					hc.BackplaneRaw = caddyconfig.JSONModuleObject(RedisBackplane{URL: u}, "backplane", "redis", nil)
 				}

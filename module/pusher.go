@@ -20,6 +20,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(PusherHandler{})
+	nameTransport("pusher", pusher.Codec{})
 }
 
 // PusherHandler is the realtime_pusher handler: the Pusher Channels

@@ -337,7 +337,7 @@ func TestPusherReloadKeepsConnections(t *testing.T) {
 	if r := request(t, "POST", signedURL("POST", "/apps/7/events", nil, body), body, jsonCT...); r.status != 200 {
 		t.Fatal(r)
 	}
-	for {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		m := nextPusher(t, c)
 		if m.Event == "pusher:ping" {
 			c.Send(map[string]any{"event": "pusher:pong", "data": map[string]any{}})
@@ -348,6 +348,7 @@ func TestPusherReloadKeepsConnections(t *testing.T) {
 		}
 		return
 	}
+	t.Fatalf("socket %s: the event published after the reload did not arrive within 10 s", id)
 }
 
 // TestPusherWebhookAcrossReload: realtime_pusher's webhook is signed the

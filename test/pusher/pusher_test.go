@@ -158,7 +158,7 @@ func needClients(t *testing.T, browser bool) {
 	}
 	dir := filepath.Join(testenv.RepoRoot(), "test/pusher")
 	var need testenv.Needs
-	need.Check(testenv.Have("node"), "node", "apt-get install nodejs npm")
+	need.Check(testenv.NodeAtLeast(20, 19), "node 20.19+", testenv.NodeHint)
 	for _, pkg := range []string{"pusher-js", "laravel-echo", "pusher", "ws"} {
 		need.Check(testenv.Exists(filepath.Join(dir, "node_modules", pkg)), pkg, "(cd test/pusher && npm ci)")
 	}
