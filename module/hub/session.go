@@ -22,6 +22,7 @@ type ConnectOptions struct {
 type Session struct {
 	hub    *Hub
 	codec  Codec
+	fmt    Format // codec.Format(), kept for fan-out
 	policy *Policy
 	ip     string
 	id     string
@@ -56,6 +57,7 @@ func (h *Hub) Admit(p *Policy, c Codec, ip string) (*Session, error) {
 	s := &Session{
 		hub:    h,
 		codec:  c,
+		fmt:    c.Format(),
 		policy: p,
 		ip:     ip,
 		id:     newSessionID(),
