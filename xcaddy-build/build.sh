@@ -17,4 +17,10 @@ cd "$root"
 CADDY_VERSION=v2.11.9 "$xcaddy" build v2.11.9 \
 	--output "$out" \
 	--with "github.com/wprealtime/caddy-realtime@v0.0.0=$root"
-"$out" list-modules | grep -E '^(realtime|http\.handlers\.realtime_(ws|broadcast)|admin\.api\.realtime)$'
+# The six realtime modules, each on its own line, or the build is not ours.
+found=$("$out" list-modules | grep -E '^(realtime|realtime\.backplanes\.redis|http\.handlers\.realtime_(ws|broadcast|pusher)|admin\.api\.realtime)$')
+echo "$found"
+if [ "$(echo "$found" | wc -l)" -ne 6 ]; then
+	echo "build.sh: want 6 realtime modules in $out, found $(echo "$found" | grep -c .)" >&2
+	exit 1
+fi
