@@ -124,7 +124,7 @@ func newHubCollector() *hubCollector {
 		presenceChannels: d("presence_channels", "Presence channels with members held by this node."),
 		presenceMembers:  d("presence_members", "Presence members held by this node (one per user and channel, however many tabs)."),
 		webhookOverflow:  d("webhook_queue_overflow_total", "Webhook events the in-memory queue dropped unsent because it was full."),
-		disconnects: prometheus.NewDesc("caddy_realtime_disconnects_total", "Connections the server ended, by reason.",
+		disconnects: prometheus.NewDesc("caddy_realtime_disconnects_total", "Connections that ended, by reason: the server's disconnects, and client for a client's own close.",
 			[]string{"hub", "reason"}, nil),
 		byTransport: prometheus.NewDesc("caddy_realtime_transport_connections", "Open connections by transport (websocket, sse, ...).",
 			[]string{"hub", "transport"}, nil),
