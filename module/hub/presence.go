@@ -209,6 +209,17 @@ type PresenceLog interface {
 	Webhooks() WebhookQueue
 }
 
+// PresenceConfigReceiver is implemented by a store that acts on the hub's
+// presence settings and webhook events itself. A store shared by nodes
+// beats and reaps by the presence TTL, says goodbye for the leave delay
+// when its node stops, and queues the webhooks of the members of a dead
+// node that it reaps: those follow the hub's settings, not any one call.
+// The hub passes both on when either changes, without holding its lock;
+// a store that does not implement it is never told.
+type PresenceConfigReceiver interface {
+	SetPresenceConfig(c PresenceConfig, hooks WebhookSet)
+}
+
 // Presence returns who is on channel, for the whole hub: the answer to the
 // server-side presence queries. It lists every member.
 func (h *Hub) Presence(ctx context.Context, channel string) (PresenceState, error) {
@@ -234,4 +245,18 @@ func (h *Hub) SetPresence(c PresenceConfig) {
 	}
 	c.Patterns = append([]string(nil), c.Patterns...)
 	h.pconfig.Store(&c)
+	h.configureStore()
+}
+
+// configureStore passes the presence settings and the webhook events on to
+// a store that wants them. It is called without h.mu.
+func (h *Hub) configureStore() {
+	r, ok := h.presence.store.(PresenceConfigReceiver)
+	if !ok {
+		return
+	}
+	h.mu.Lock()
+	hooks := h.presence.hooks
+	h.mu.Unlock()
+	r.SetPresenceConfig(*h.pconfig.Load(), hooks)
 }

@@ -73,6 +73,7 @@ type presenceChannel struct {
 	// under way, and dropped otherwise: the next snapshot has them.
 	ready    bool
 	fetching bool
+	again    bool // a resync came during the fetch: its snapshot may be of before the cause
 	reset    bool // when the fetch ends, send the snapshot to every receiver
 	snapPos  Cursor
 	count    int
@@ -354,6 +355,10 @@ func (h *Hub) refetchLocked(pc *presenceChannel) {
 	pc.ready = false
 	pc.reset = pc.reset || len(pc.receivers) > 0
 	if pc.fetching {
+		// The snapshot under way may have been read before whatever made
+		// this refetch necessary (a store that changed epochs, say):
+		// read another when it comes.
+		pc.again = true
 		return
 	}
 	pc.fetching, pc.buffered = true, nil
@@ -374,7 +379,17 @@ func (h *Hub) fetchMirror(pc *presenceChannel) {
 	if err != nil {
 		// Keep buffering: changes delivered before the retry's snapshot
 		// are older than it and will be dropped then.
+		pc.again = false
 		time.AfterFunc(presenceRetry, func() { h.fetchMirror(pc) })
+		return
+	}
+	if n := len(pc.buffered); pc.again || n > 0 && pc.buffered[n-1].Pos.Epoch != st.Pos.Epoch {
+		// A resync came while the snapshot was read, or the store
+		// delivers another epoch than the snapshot's: it cannot be told
+		// which is newer. Read another; what is delivered from now on
+		// is buffered for it.
+		pc.again, pc.buffered = false, nil
+		go h.fetchMirror(pc)
 		return
 	}
 	pc.fetching = false
@@ -438,6 +453,10 @@ func (h *Hub) deliverPresence(changes []PresenceChange) {
 			if pc.fetching {
 				pc.buffered = append(pc.buffered, c)
 			}
+		case c.Pos.Epoch != pc.snapPos.Epoch:
+			// The store moved to another epoch: whether the change is
+			// news to this snapshot cannot be told. Take a new one.
+			h.refetchLocked(pc)
 		case after(c.Pos, pc.snapPos):
 			// A reader behind the snapshot delivers what it has already.
 			h.applyChangeLocked(pc, c, false)
@@ -721,6 +740,7 @@ func (h *Hub) setWebhooks(hooks WebhookSet) {
 		}
 	}
 	h.mu.Unlock()
+	h.configureStore()
 	if len(ops) > 0 {
 		go h.runPresenceOps(ops)
 	}
