@@ -87,6 +87,9 @@ type presence struct {
 
 	known atomic.Pointer[mark] // highest change this node knows Redis had
 	wake  chan struct{}        // wakes the keeper
+	// beating is held across a heartbeat or a registration, and by
+	// goodbye, so that no heartbeat lands after the goodbye.
+	beating sync.Mutex
 
 	// mu guards what follows; the hub's Deliver and Resync are called
 	// under it (mu comes before every lock of the hub).

@@ -101,7 +101,7 @@ func (p *presence) keep() {
 		p.mu.Unlock()
 		switch {
 		case due:
-			if err := p.register(ctx); err != nil {
+			if err := p.registerUnlessStopped(ctx); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -139,7 +139,13 @@ func (p *presence) beatOnce(ctx context.Context, s *presenceSettings, epoch stri
 	}
 	quiet := p.inflight.Load() == 0
 	done := p.finished.Load()
+	p.beating.Lock()
+	if p.isStopped() {
+		p.beating.Unlock()
+		return false
+	}
 	r, err := p.beat(ctx, mode, s.ttl)
+	p.beating.Unlock()
 	if err != nil {
 		if ctx.Err() != nil {
 			return false
@@ -182,6 +188,23 @@ func (p *presence) beatOnce(ctx context.Context, s *presenceSettings, epoch stri
 		p.reap(ctx, d, s.hooks)
 	}
 	return false
+}
+
+// registerUnlessStopped registers the node, unless it said goodbye.
+func (p *presence) registerUnlessStopped(ctx context.Context) error {
+	p.beating.Lock()
+	defer p.beating.Unlock()
+	if p.isStopped() {
+		return nil
+	}
+	return p.register(ctx)
+}
+
+// isStopped reports whether the node said goodbye.
+func (p *presence) isStopped() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopped
 }
 
 // maxReapRounds bounds the batches one sweep reaps of one dead node; the
@@ -241,6 +264,8 @@ func (p *presence) reap(ctx context.Context, dead string, hooks hub.WebhookSet) 
 // reconnect), and its webhook leases go to the other nodes at once. The
 // log's Close calls it before closing the client.
 func (p *presence) goodbye() {
+	p.beating.Lock() // no heartbeat after it
+	defer p.beating.Unlock()
 	p.mu.Lock()
 	say := p.started && !p.stopped && p.up
 	p.stopped = true
