@@ -168,12 +168,23 @@ type hookTap struct {
 }
 
 func tapHooks(t testing.TB, q hub.WebhookQueue, target string) *hookTap {
+	return tapHooksEvery(t, q, target, 0)
+}
+
+// tapHooksEvery is tapHooks reading at most every window, as a sender
+// that batches does.
+func tapHooksEvery(t testing.TB, q hub.WebhookQueue, target string, window time.Duration) *hookTap {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &hookTap{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
+		full := false
 		for ctx.Err() == nil {
+			if !full {
+				time.Sleep(window)
+			}
 			evs, err := q.Read(ctx, target, 100)
+			full = len(evs) == 100
 			if err != nil {
 				time.Sleep(20 * time.Millisecond)
 				continue

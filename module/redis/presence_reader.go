@@ -55,9 +55,19 @@ func (p *presence) read() {
 			}
 			continue
 		}
-		err := p.readOnce(ctx, gen, epoch, pos)
+		n, err := p.readOnce(ctx, gen, epoch, pos)
 		if err == nil {
 			fails = 0
+			if n > 0 && n < p.l.batch {
+				// Busy: let a few milliseconds of changes gather, so that
+				// churn costs one read per batch, not per change. An idle
+				// stream's first change is read at once.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(readCoalesce):
+				}
+			}
 			continue
 		}
 		if ctx.Err() != nil {
@@ -77,9 +87,15 @@ func (p *presence) read() {
 	}
 }
 
+// readCoalesce is how long the reader lets changes gather after a read
+// that found some: presence frames come that much later, at most, under
+// churn.
+const readCoalesce = 5 * time.Millisecond
+
 // readOnce waits for changes after pos and delivers them, unless a
-// registration or an outage (gen) came meanwhile.
-func (p *presence) readOnce(ctx context.Context, gen uint64, epoch string, pos hub.Position) error {
+// registration or an outage (gen) came meanwhile. It returns how many it
+// read.
+func (p *presence) readOnce(ctx context.Context, gen uint64, epoch string, pos hub.Position) (int, error) {
 	block := p.l.block
 	ctx, cancel := context.WithTimeout(ctx, block+time.Second)
 	defer cancel()
@@ -90,43 +106,43 @@ func (p *presence) readOnce(ctx context.Context, gen uint64, epoch string, pos h
 	_ = pipe.Process(ctx, xr)
 	hd := headScript.Eval(ctx, pipe, []string{p.meta})
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return err
+		return 0, err
 	}
 	res, err := hd.Slice()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	h, err := decodeHead(res)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	p.l.clock.observe(h.now, time.Now())
 	if h.epoch != epoch {
 		// Redis lost the presence keys (h.epoch ""), or began a new
 		// epoch: what this node registered may be gone.
-		return p.awaitRegistration()
+		return 0, p.awaitRegistration()
 	}
 	if known.lostBy(h.epoch, h.n, h.last) {
 		if err := p.declareLoss(ctx, h.epoch); err != nil {
-			return err
+			return 0, err
 		}
-		return p.awaitRegistration()
+		return 0, p.awaitRegistration()
 	}
 	reply, err := xr.Result()
 	if errors.Is(err, goredis.Nil) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	entries, err := decodeChanges(reply, epoch)
 	if err != nil || len(entries) == 0 {
-		return err
+		return 0, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.gen != gen || !p.up {
-		return nil // a registration moved the reader, or Redis went away
+		return 0, nil // a registration moved the reader, or Redis went away
 	}
 	if first := entries[0].n; first != p.n+1 {
 		// Trimmed before this node read them (it fell more than
@@ -147,7 +163,7 @@ func (p *presence) readOnce(ctx context.Context, gen uint64, epoch string, pos h
 	if p.pn.Deliver != nil {
 		p.pn.Deliver(changes)
 	}
-	return nil
+	return len(entries), nil
 }
 
 // declareLoss declares that Redis lost changes of epoch that this node
