@@ -52,7 +52,12 @@
 // presence channels it holds members of: a snapshot (as of a position),
 // then the changes after it; a session gets the mirror's snapshot once the
 // mirror reflects its own user's join, and from then on the changes, from
-// the same lock, so it misses none and gets none twice.
+// the same lock, so it misses none and gets none twice. A snapshot read
+// across a resync, or of another epoch than the changes delivered since,
+// is read again. A store that acts on the hub's settings itself (a store
+// shared by nodes beats by the TTL, says goodbye for the leave delay,
+// queues the webhooks of a dead node's members) implements
+// PresenceConfigReceiver.
 //
 // # Goroutines
 //
