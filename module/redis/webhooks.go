@@ -47,9 +47,9 @@ type webhookQueue struct {
 	period time.Duration // of a lease
 
 	mu      sync.Mutex
-	held    map[string]bool // targets whose lease this node holds
-	renewer bool            // the renewing goroutine runs
-	trimmed map[string]bool // targets told that events were trimmed unsent
+	held    map[string]time.Time // targets whose lease this node holds -> when Redis last extended it
+	renewer bool                 // the renewing goroutine runs
+	trimmed map[string]bool      // targets told that events were trimmed unsent
 }
 
 // Webhook queue parameters.
@@ -76,7 +76,7 @@ func newWebhookQueue(l *Log, base, node string, period time.Duration) *webhookQu
 		lease:   base + "whlease:",
 		meta:    base + "pmeta",
 		period:  period,
-		held:    make(map[string]bool),
+		held:    make(map[string]time.Time),
 		trimmed: make(map[string]bool),
 	}
 }
@@ -115,12 +115,13 @@ func (q *webhookQueue) Add(ctx context.Context, events []hub.WebhookEvent) error
 // meanwhile), then for events.
 func (q *webhookQueue) Read(ctx context.Context, target string, limit int) ([]hub.WebhookEvent, error) {
 	for {
+		asked := time.Now()
 		r, err := q.read(ctx, target, limit)
 		if err != nil {
 			return nil, err
 		}
 		if !r.held {
-			q.setHeld(target, false)
+			q.setHeld(target, time.Time{})
 			// Another node sends: try again when its lease would end,
 			// or within a second (it may give it up sooner).
 			wait := min(max(r.leaseLeft, 50*time.Millisecond), time.Second)
@@ -130,7 +131,7 @@ func (q *webhookQueue) Read(ctx context.Context, target string, limit int) ([]hu
 			}
 			continue
 		}
-		q.setHeld(target, true)
+		q.setHeld(target, asked)
 		if r.trimmed {
 			q.noteTrimmed(target)
 		}
@@ -261,7 +262,7 @@ func (q *webhookQueue) Ack(ctx context.Context, target string, upTo hub.Position
 // nobody acknowledges for it.
 func (q *webhookQueue) Forget(ctx context.Context, target string) error {
 	q.mu.Lock()
-	had := q.held[target]
+	_, had := q.held[target]
 	delete(q.held, target)
 	q.mu.Unlock()
 	if !had {
@@ -277,19 +278,21 @@ func (q *webhookQueue) Forget(ctx context.Context, target string) error {
 func (q *webhookQueue) Holds(target string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.held[target]
+	_, ok := q.held[target]
+	return ok
 }
 
-// setHeld records whether this node holds target's lease, and starts the
-// renewer when it does.
-func (q *webhookQueue) setHeld(target string, held bool) {
+// setHeld records that this node holds target's lease, which Redis
+// extended after asked, and starts the renewer; a zero asked records that
+// it does not.
+func (q *webhookQueue) setHeld(target string, asked time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !held {
+	if asked.IsZero() {
 		delete(q.held, target)
 		return
 	}
-	q.held[target] = true
+	q.held[target] = asked
 	if !q.renewer && q.l.ctx.Err() == nil {
 		q.renewer = true
 		q.l.wg.Add(1)
@@ -312,7 +315,9 @@ func (q *webhookQueue) noteTrimmed(target string) {
 
 // renew extends the leases this node holds, every third of a lease, while
 // its senders post (a batch may take minutes of retries). A lease found
-// taken (it expired while Redis was away) is let go.
+// taken (it expired while Redis was away), or that could not be extended
+// for a whole lease (Redis is away: another node may hold it by now), is
+// let go, so that the sender stops.
 func (q *webhookQueue) renew() {
 	defer q.l.wg.Done()
 	t := time.NewTicker(q.period / 3)
@@ -331,14 +336,36 @@ func (q *webhookQueue) renew() {
 		q.mu.Unlock()
 		for _, target := range targets {
 			ctx, cancel := context.WithTimeout(q.l.ctx, presenceTimeout)
+			asked := time.Now()
 			ok, err := whLeaseScript.Run(ctx, q.l.rdb, []string{q.lease + target}, q.node, q.period.Milliseconds(), "renew").Int()
 			cancel()
-			if err == nil && ok == 0 {
+			switch {
+			case err == nil && ok == 1:
+				q.renewed(target, asked)
+			case err == nil || q.expired(target, asked):
 				q.l.logger.Warn("redis webhooks: the lease of a webhook target expired; another node sends now", zap.String("webhook", target))
-				q.setHeld(target, false)
+				q.setHeld(target, time.Time{})
 			}
 		}
 	}
+}
+
+// renewed records that Redis extended target's lease (asked at asked).
+func (q *webhookQueue) renewed(target string, asked time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.held[target]; ok {
+		q.held[target] = asked
+	}
+}
+
+// expired reports whether target's lease, last extended when it was,
+// has run out by now.
+func (q *webhookQueue) expired(target string, now time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	at, ok := q.held[target]
+	return ok && now.Sub(at) >= q.period
 }
 
 // release gives up every lease this node holds, at a graceful stop, so
