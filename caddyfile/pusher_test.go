@@ -27,6 +27,11 @@ func TestPusherBadConfig(t *testing.T) {
 		{"activity_timeout", "realtime_pusher {\n" + creds + " activity_timeout never\n}", `realtime_pusher: activity_timeout: want a positive duration`},
 		{"max_message_size", "realtime_pusher {\n" + creds + " max_message_size big\n}", `realtime_pusher: max_message_size: want a size`},
 		{"secret extra argument", "realtime_pusher {\n app_id 1\n key k\n secret a b\n}", `realtime_pusher: secret: takes one argument, got extra "b"`},
+		{"webhook without url", "realtime_pusher {\n" + creds + " webhook\n}", `realtime_pusher: webhook: needs one argument`},
+		{"webhook bad url", "realtime_pusher {\n" + creds + " webhook example.com/hook\n}", `realtime_pusher: webhook: want an http:// or https:// URL`},
+		{"webhook unknown event", "realtime_pusher {\n" + creds + " webhook https://example.com/hook {\n events client_event cache_miss\n }\n}", `realtime_pusher: webhook: events: unknown event "cache_miss"`},
+		{"webhook own secret", "realtime_pusher {\n" + creds + " webhook https://example.com/hook {\n secret x\n }\n}", `realtime_pusher: webhook: secret: the webhook is signed with the app's secret`},
+		{"webhook unknown option", "realtime_pusher {\n" + creds + " webhook https://example.com/hook {\n retries 3\n }\n}", `realtime_pusher: webhook: unknown option "retries"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(":8080 {\n"+tc.block+"\n}\n"), nil)
@@ -43,6 +48,7 @@ func TestPusherBadConfig(t *testing.T) {
 		{"realtime_pusher {\n app_id 1\n key k\n secret s\n activity_timeout 500ms\n}", "realtime_pusher: activity_timeout must be at least 1s"},
 		{"realtime_pusher {\n app_id 1\n key k\n secret s\n allowed_origins example.com\n}", "realtime_pusher: allowed_origins: invalid origin example.com"},
 		{"realtime_pusher {\n hub chat\n app_id 1\n key k\n secret s\n}", `realtime_pusher: hub "chat" is not declared`},
+		{"realtime_pusher {\n app_id 1\n key k\n secret s\n webhook {env.CADDY_REALTIME_TEST_UNSET}\n}", `realtime_pusher: webhook: url: want an http:// or https:// URL, got ""`},
 	} {
 		cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("{\n admin off\n}\n:0 {\n"+tc.block+"\n}\n"), nil)
 		if err != nil {

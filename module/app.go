@@ -59,6 +59,11 @@ type HubConfig struct {
 	// MaxConnectionsPerIP bounds one client address's connections to the
 	// hub on this node; 0 is unlimited. Default 1000.
 	MaxConnectionsPerIP *int `json:"max_connections_per_ip,omitempty"`
+	// Private lists * globs of channels that need a token (on the Pusher
+	// protocol, an auth signature) on every endpoint of the hub, beyond
+	// private-* and each endpoint's own private patterns: a channel that
+	// is private on one endpoint should be private on all of them.
+	Private []string `json:"private,omitempty"`
 	// Presence lists * globs of channels that are presence channels on
 	// the module's own protocol, beyond presence-*, which always are.
 	Presence []string `json:"presence,omitempty"`
@@ -148,6 +153,11 @@ func (a *App) Validate() error {
 		for _, p := range hc.Presence {
 			if p == "" || len(p) > 164 {
 				return fmt.Errorf("realtime: hub %s: presence: invalid pattern %q", name, p)
+			}
+		}
+		for _, p := range hc.Private {
+			if p == "" || len(p) > 164 {
+				return fmt.Errorf("realtime: hub %s: private: invalid pattern %q", name, p)
 			}
 		}
 		if hc.Webhook != nil {

@@ -37,6 +37,7 @@ type hubSettings struct {
 	backplane     Backplane // nil: in memory
 	backplaneName string
 	presence      hub.PresenceConfig
+	private       []string       // the hub's private patterns
 	webhook       *webhookTarget // nil: none
 }
 
@@ -67,6 +68,7 @@ func (a *App) settings(name string) (hubSettings, error) {
 		s.limits.MaxConnectionsPerIP = *hc.MaxConnectionsPerIP
 	}
 	s.presence.Patterns = hc.Presence
+	s.private = hc.Private
 	if hc.PresenceLeaveDelay != nil {
 		s.presence.LeaveDelay = time.Duration(*hc.PresenceLeaveDelay)
 	}

@@ -124,6 +124,7 @@ func (b *BroadcastHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 		return writeRejection(w, b.Hub, rj)
 	}
 	if err := b.hub.Start(); err != nil {
+		w.Header().Set("Retry-After", "1")
 		return writeRejection(w, b.Hub, reject(http.StatusServiceUnavailable, "unavailable", err.Error()))
 	}
 	// A signed request's body was read with its credentials.

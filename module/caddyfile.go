@@ -129,6 +129,7 @@ func (b *BroadcastHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	        redis                  <url>
 //	        max_connections        <n>
 //	        max_connections_per_ip <n>
+//	        private                <pattern...>
 //	        presence               <pattern...>
 //	        presence_leave_delay   <duration>
 //	        presence_max_members   <n>
@@ -178,7 +179,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				var u string
 				if u, err = oneArg(d, label); err == nil {
 					if scheme, _, _ := strings.Cut(u, "://"); !strings.HasPrefix(u, "{") && !strings.HasPrefix(scheme, "redis") {
-						return d.Errf("%s: want a redis:// or rediss:// URL (or a placeholder such as {env.REALTIME_REDIS_URL})", label)
+						return d.Errf("%s: want a redis://, rediss://, redis-sentinel://, rediss-sentinel://, redis-cluster:// or rediss-cluster:// URL (or a placeholder such as {env.REALTIME_REDIS_URL})", label)
 					}
 					hc.BackplaneRaw = caddyconfig.JSONModuleObject(RedisBackplane{URL: u}, "backplane", "redis", nil)
 				}
@@ -188,14 +189,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				var n int
 				n, err = intArg(d, label, 0)
 				hc.MaxConnectionsPerIP = &n
+			case "private":
+				hc.Private, err = patternArgs(d, label)
 			case "presence":
-				if hc.Presence, err = someArgs(d, label); err == nil {
-					for _, p := range hc.Presence {
-						if len(p) > 164 {
-							return d.Errf("%s: pattern %q is longer than a channel name can be", label, p)
-						}
-					}
-				}
+				hc.Presence, err = patternArgs(d, label)
 			case "presence_leave_delay":
 				var dur caddy.Duration
 				dur, err = durationOrZeroArg(d, label)
@@ -273,6 +270,21 @@ func someArgs(d *caddyfile.Dispenser, label string) ([]string, error) {
 	args := d.RemainingArgs()
 	if len(args) == 0 {
 		return nil, d.Errf("%s: needs at least one argument", label)
+	}
+	return args, nil
+}
+
+// patternArgs reads channel patterns: * globs no longer than a channel
+// name.
+func patternArgs(d *caddyfile.Dispenser, label string) ([]string, error) {
+	args, err := someArgs(d, label)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range args {
+		if len(p) > 164 {
+			return nil, d.Errf("%s: pattern %q is longer than a channel name can be", label, p)
+		}
 	}
 	return args, nil
 }

@@ -78,6 +78,7 @@ func acquireHub(s hubSettings, logger *zap.Logger) (*pooledHub, error) {
 	ph.SetRetention(s.historySize, s.historyTTL)
 	ph.SetLimits(s.limits)
 	ph.SetPresence(s.presence)
+	ph.SetPrivate(s.private)
 	ph.setWebhook(webhookHubTarget, s.webhook)
 	ph.log.set(logger)
 	return ph, nil

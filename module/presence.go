@@ -32,6 +32,7 @@ func servePresence(ctx context.Context, w http.ResponseWriter, ph *pooledHub, ch
 		return writeJSONError(w, http.StatusBadRequest, "not_presence", "presence: "+channel+" is not a presence channel of hub "+ph.name+" (presence-* and the hub's presence patterns are)")
 	}
 	if err := ph.Start(); err != nil {
+		w.Header().Set("Retry-After", "1")
 		return writeJSONError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 	}
 	ctx, cancel := context.WithTimeout(ctx, presenceQueryTimeout)

@@ -1,6 +1,8 @@
 package module
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(PusherHandler{})
+	nameTransport("pusher", pusher.Codec{})
 }
 
 // PusherHandler is the realtime_pusher handler: the Pusher Channels
@@ -68,16 +71,34 @@ type PusherHandler struct {
 	SendQueue int `json:"send_queue,omitempty"`
 	// WriteTimeout bounds each write to a client. Default 10s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+	// Webhook posts what happens on the hub to the application in
+	// Pusher's webhook format, signed the Pusher way with the app's key
+	// and secret, so that Pusher's server SDKs verify it.
+	Webhook *PusherWebhook `json:"webhook,omitempty"`
 
-	appID, key string
-	hub        *pooledHub
-	endpoint   *pusher.Endpoint
-	codec      pusher.Codec
-	api        pusher.APICredentials
-	origins    *originPolicy
-	serverPing time.Duration
-	upgrader   websocket.Upgrader
-	logger     *zap.Logger
+	appID, key     string
+	releaseWebhook func()
+	hub            *pooledHub
+	endpoint       *pusher.Endpoint
+	codec          pusher.Codec
+	api            pusher.APICredentials
+	origins        *originPolicy
+	serverPing     time.Duration
+	upgrader       websocket.Upgrader
+	logger         *zap.Logger
+}
+
+// PusherWebhook is realtime_pusher's webhook: a URL and the events it
+// wants. It is signed with X-Pusher-Key and X-Pusher-Signature (hex
+// HMAC-SHA256 of the body under the app secret).
+type PusherWebhook struct {
+	// URL receives the POSTs (http or https). Placeholders are expanded at
+	// provisioning.
+	URL string `json:"url"`
+	// Events are the events to send. Default: channel_occupied,
+	// channel_vacated, member_added, member_removed; client_event too when
+	// listed.
+	Events []string `json:"events,omitempty"`
 }
 
 // Defaults of realtime_pusher.
@@ -152,6 +173,31 @@ func (h *PusherHandler) Provision(ctx caddy.Context) error {
 	if h.hub, err = app.Hub(h.Hub); err != nil {
 		return fmt.Errorf("realtime_pusher: %v", err)
 	}
+	if h.Webhook != nil {
+		t, err := newWebhookTarget(&WebhookConfig{URL: h.Webhook.URL, Secret: h.Secret, Events: h.Webhook.Events}, h.key)
+		if err != nil {
+			return fmt.Errorf("realtime_pusher: webhook: %v", err)
+		}
+		h.releaseWebhook = h.hub.claimWebhook(pusherWebhookName(h.appID, h.key, t.url), t)
+	}
+	return nil
+}
+
+// pusherWebhookName names a realtime_pusher webhook among the hub's
+// targets: the same on every node with the same config (a shared queue
+// hands each target's events to one node at a time), and without the URL
+// itself, which may carry a token and appears in logs.
+func pusherWebhookName(appID, key, url string) string {
+	sum := sha256.Sum256([]byte(key + "\n" + url))
+	return "pusher:" + appID + ":" + hex.EncodeToString(sum[:8])
+}
+
+// Cleanup gives up the handler's webhook: the hub keeps posting to it
+// while a newer config's handler claims it too.
+func (h *PusherHandler) Cleanup() error {
+	if h.releaseWebhook != nil {
+		h.releaseWebhook()
+	}
 	return nil
 }
 
@@ -206,6 +252,14 @@ func (h *PusherHandler) Validate() error {
 			return fmt.Errorf("realtime_pusher: private: invalid pattern %q", p)
 		}
 	}
+	if h.Webhook != nil {
+		if h.Webhook.URL == "" {
+			return errors.New("realtime_pusher: webhook: url is required")
+		}
+		if _, err := webhookEvents(h.Webhook.Events); err != nil {
+			return fmt.Errorf("realtime_pusher: webhook: %v", err)
+		}
+	}
 	return nil
 }
 
@@ -250,6 +304,7 @@ func truncate(s string, n int) string {
 
 var (
 	_ caddy.Provisioner           = (*PusherHandler)(nil)
+	_ caddy.CleanerUpper          = (*PusherHandler)(nil)
 	_ caddy.Validator             = (*PusherHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*PusherHandler)(nil)
 )

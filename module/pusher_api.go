@@ -2,11 +2,12 @@ package module
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
 	"github.com/wprealtime/caddy-realtime/module/internal/pusher"
@@ -24,7 +25,9 @@ import (
 // Every request is signed (pusher.APICredentials.Verify) before anything
 // else happens. Answers are JSON objects with status 200, as
 // pusher-http-php requires; refusals carry Pusher's status codes and
-// {"error": message, "code": status}. Counts are this node's: the hub's
+// {"error": message, "code": status}. Presence (user_count, users, and
+// whether a presence channel is occupied) is the hub's, for every node;
+// subscription counts and the channel list are this node's: the hub's
 // live subscribers here.
 
 // maxAPIBody bounds an HTTP API request body: a batch of 10 events of
@@ -95,7 +98,7 @@ func (h *PusherHandler) serveAPI(w http.ResponseWriter, r *http.Request, prefix,
 	case "batch_events":
 		return h.batchTrigger(w, r, body)
 	case "channels":
-		return h.channelList(w, q.Get("filter_by_prefix"), q.Get("info"))
+		return h.channelList(r.Context(), w, q.Get("filter_by_prefix"), q.Get("info"))
 	case "user":
 		// Only connections that completed pusher:signin belong to a user,
 		// and this server does not support signin: there are none.
@@ -105,9 +108,9 @@ func (h *PusherHandler) serveAPI(w http.ResponseWriter, r *http.Request, prefix,
 		return writePusherError(w, http.StatusBadRequest, "invalid channel name "+strconv.Quote(truncate(name, 170)))
 	}
 	if tail == "users" {
-		return h.channelUsers(w, name)
+		return h.channelUsers(r.Context(), w, name)
 	}
-	return h.channelInfo(w, name, q.Get("info"))
+	return h.channelInfo(r.Context(), w, name, q.Get("info"))
 }
 
 // signedPaths are the paths a signature may cover: the API path without
@@ -196,7 +199,7 @@ func (h *PusherHandler) trigger(w http.ResponseWriter, r *http.Request, body []b
 	}
 	channels := make(map[string]map[string]int, len(t.Channels))
 	for _, c := range t.Channels {
-		channels[c] = h.channelAttributes(c, t.Info)
+		channels[c] = h.channelAttributes(r.Context(), c, t.Info)
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"channels": channels})
 }
@@ -231,24 +234,45 @@ func (h *PusherHandler) batchTrigger(w http.ResponseWriter, r *http.Request, bod
 	for i, t := range batch {
 		out[i] = map[string]int{}
 		if len(t.Info) > 0 {
-			out[i] = h.channelAttributes(t.Channels[0], t.Info)
+			out[i] = h.channelAttributes(r.Context(), t.Channels[0], t.Info)
 		}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"batch": out})
 }
 
-// channelAttributes answers a trigger's info for one channel.
-func (h *PusherHandler) channelAttributes(channel string, info []string) map[string]int {
+// channelAttributes answers a trigger's info for one channel. The event
+// is published already: a user_count that cannot be read is left out
+// rather than failing the request.
+func (h *PusherHandler) channelAttributes(ctx context.Context, channel string, info []string) map[string]int {
 	out := make(map[string]int, 2)
 	for _, a := range info {
 		switch {
 		case a == pusher.InfoSubscriptionCount:
 			out[a] = h.hub.SubscriberCount(channel)
 		case a == pusher.InfoUserCount && pusher.IsPresence(channel):
-			out[a] = 0 // no presence members yet
+			if n, err := h.userCount(ctx, channel); err == nil {
+				out[a] = n
+			}
 		}
 	}
 	return out
+}
+
+// userCount is a presence channel's number of members, for the whole hub.
+func (h *PusherHandler) userCount(ctx context.Context, channel string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, presenceQueryTimeout)
+	defer cancel()
+	n, err := h.hub.PresenceCount(ctx, channel)
+	if err != nil {
+		h.hub.log.logger().Warn("pusher: presence could not be read", zap.String("channel", channel), errField(err))
+	}
+	return n, err
+}
+
+// presenceUnavailable answers a query whose presence could not be read.
+func presenceUnavailable(w http.ResponseWriter) error {
+	w.Header().Set("Retry-After", "1")
+	return writePusherError(w, http.StatusServiceUnavailable, "presence could not be read; retry later")
 }
 
 // parseInfo splits an info query into attributes, refusing unknown ones.
@@ -265,7 +289,10 @@ func parseInfo(info string) ([]string, string) {
 	return attrs, ""
 }
 
-func (h *PusherHandler) channelList(w http.ResponseWriter, prefix, info string) error {
+// channelList answers GET /channels: the channels occupied on this node
+// whose names start with prefix; with info=user_count (presence- prefixes
+// only, as Pusher), each with its members for the whole hub.
+func (h *PusherHandler) channelList(ctx context.Context, w http.ResponseWriter, prefix, info string) error {
 	attrs, msg := parseInfo(info)
 	if msg != "" {
 		return writePusherError(w, http.StatusBadRequest, msg)
@@ -282,38 +309,71 @@ func (h *PusherHandler) channelList(w http.ResponseWriter, prefix, info string) 
 		for _, a := range attrs {
 			if a == pusher.InfoSubscriptionCount {
 				c[a] = n
-			} else {
-				c[a] = 0 // no presence members yet
+				continue
 			}
+			users, err := h.userCount(ctx, name)
+			if err != nil {
+				return presenceUnavailable(w)
+			}
+			c[a] = users
 		}
 		channels[name] = c
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"channels": channels})
 }
 
-func (h *PusherHandler) channelInfo(w http.ResponseWriter, name, info string) error {
+// channelInfo answers GET /channels/<name>. A presence channel is occupied
+// while it has members anywhere; any other while it has subscribers on
+// this node.
+func (h *PusherHandler) channelInfo(ctx context.Context, w http.ResponseWriter, name, info string) error {
 	attrs, msg := parseInfo(info)
 	if msg != "" {
 		return writePusherError(w, http.StatusBadRequest, msg)
 	}
 	n := h.hub.SubscriberCount(name)
 	out := map[string]any{"occupied": n > 0}
+	users := -1
+	if pusher.IsPresence(name) {
+		var err error
+		if users, err = h.userCount(ctx, name); err != nil {
+			return presenceUnavailable(w)
+		}
+		out["occupied"] = n > 0 || users > 0
+	}
 	for _, a := range attrs {
 		switch {
 		case a == pusher.InfoSubscriptionCount:
 			out[a] = n
-		case !pusher.IsPresence(name):
+		case users < 0:
 			return writePusherError(w, http.StatusBadRequest, "info=user_count is only for presence channels")
 		default:
-			out[a] = 0 // no presence members yet
+			out[a] = users
 		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
-func (h *PusherHandler) channelUsers(w http.ResponseWriter, name string) error {
+// pusherUser is one entry of GET /channels/<name>/users.
+type pusherUser struct {
+	ID string `json:"id"`
+}
+
+// channelUsers answers GET /channels/<name>/users: a presence channel's
+// members, for the whole hub.
+func (h *PusherHandler) channelUsers(ctx context.Context, w http.ResponseWriter, name string) error {
 	if !pusher.IsPresence(name) {
 		return writePusherError(w, http.StatusBadRequest, "users are only listed for presence channels")
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"users": []json.RawMessage{}})
+	ctx, cancel := context.WithTimeout(ctx, presenceQueryTimeout)
+	defer cancel()
+	st, err := h.hub.Presence(ctx, name)
+	if err != nil {
+		h.hub.log.logger().Warn("pusher: presence could not be read", zap.String("channel", name), errField(err))
+		return presenceUnavailable(w)
+	}
+	users := make([]pusherUser, len(st.Members))
+	for i, m := range st.Members {
+		users[i] = pusherUser{ID: m.ID}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"users": users})
 }

@@ -1,6 +1,8 @@
 package module
 
 import (
+	"strings"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -20,6 +22,9 @@ import (
 //	    max_message_size  <size>
 //	    send_queue        <n>
 //	    write_timeout     <duration>
+//	    webhook           <url> [{
+//	        events <event...>
+//	    }]
 //	}
 func (h *PusherHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -67,6 +72,8 @@ func (h *PusherHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.SendQueue, err = positiveInt(d, label)
 		case "write_timeout":
 			h.WriteTimeout, err = durationArg(d, label)
+		case "webhook":
+			h.Webhook, err = pusherWebhookBlock(d, label)
 		default:
 			return d.Errf("realtime_pusher: unknown option %q", opt)
 		}
@@ -82,6 +89,36 @@ func (h *PusherHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// pusherWebhookBlock reads `webhook <url> [{ events <event...> }]`: the
+// secret is the app's.
+func pusherWebhookBlock(d *caddyfile.Dispenser, label string) (*PusherWebhook, error) {
+	u, err := oneArg(d, label)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "{") {
+		return nil, d.Errf("%s: want an http:// or https:// URL (or a placeholder), got %q", label, u)
+	}
+	wh := &PusherWebhook{URL: u}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "events":
+			if wh.Events, err = someArgs(d, label+": events"); err != nil {
+				return nil, err
+			}
+			if _, err := webhookEvents(wh.Events); err != nil {
+				return nil, d.Errf("%s: %v", label, err)
+			}
+		case "secret":
+			return nil, d.Errf("%s: secret: the webhook is signed with the app's secret (X-Pusher-Signature), it takes none of its own", label)
+		default:
+			return nil, d.Errf("%s: unknown option %q", label, opt)
+		}
+	}
+	return wh, nil
 }
 
 var _ caddyfile.Unmarshaler = (*PusherHandler)(nil)

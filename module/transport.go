@@ -2,6 +2,7 @@ package module
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -99,13 +100,41 @@ func (t *transport) Write(msgs [][]byte) error {
 	if err := t.lc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
-	bufs := net.Buffers(msgs)
-	_, err := bufs.WriteTo(t.lc.Conn)
+	return t.writeLocked(msgs)
+}
+
+// writeLocked writes msgs under t.lc.mu. A TLS connection gets them joined
+// into one buffer: crypto/tls has no vectored write, so net.Buffers would
+// make a record and a syscall of every message, and a coalesced batch is
+// the point of batching.
+func (t *transport) writeLocked(msgs [][]byte) error {
+	var err error
+	if _, isTLS := t.lc.Conn.(*tls.Conn); isTLS && len(msgs) > 1 {
+		bp := joinBufPool.Get().(*[]byte)
+		b := (*bp)[:0]
+		for _, m := range msgs {
+			b = append(b, m...)
+		}
+		_, err = t.lc.Conn.Write(b)
+		if cap(b) <= maxPooledJoin {
+			*bp = b
+			joinBufPool.Put(bp)
+		}
+	} else {
+		bufs := net.Buffers(msgs)
+		_, err = bufs.WriteTo(t.lc.Conn)
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("%w: %w", hub.ErrWriteTimeout, err)
 	}
 	return err
 }
+
+// joinBufPool holds the buffers a TLS write joins a batch into; one larger
+// than maxPooledJoin is left to the garbage collector.
+var joinBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+const maxPooledJoin = 256 << 10
 
 // Close closes the connection.
 func (t *transport) Close() error {

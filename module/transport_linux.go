@@ -3,6 +3,7 @@
 package module
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"syscall"
@@ -52,17 +53,69 @@ func (t *tcpTransport) TryWrite(frames [][]byte) (int, error) {
 	return max(n, 0), werr
 }
 
-// platformTransport upgrades t when its connection is plain TCP.
-func platformTransport(t *transport) hub.Transport {
-	tc, ok := t.lc.Conn.(*net.TCPConn)
-	if !ok {
-		return t // TLS and others: blocking writes on a writer goroutine
-	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return t
-	}
-	return &tcpTransport{transport: t, raw: raw}
+// tlsTransport lets the hub's flusher write small batches through TLS
+// itself, instead of waking a writer goroutine for every flush. crypto/tls
+// cannot write without blocking, but a few kilobytes into a socket whose
+// send queue is empty (nothing unsent or unacknowledged, TIOCOUTQ) cannot
+// block: the send buffer holds at least that much. Anything else (a larger
+// batch, a socket with a backlog) goes to the session's writer goroutine,
+// as it always did.
+type tlsTransport struct {
+	*transport
+	raw syscall.RawConn // the TCP socket under TLS
 }
 
-var _ hub.TryWriter = (*tcpTransport)(nil)
+// tlsInlineMax is the largest batch the flusher writes through TLS itself.
+const tlsInlineMax = 4 << 10
+
+// TryWrite implements hub.TryWriter: all of msgs, or nothing.
+func (t *tlsTransport) TryWrite(msgs [][]byte) (int, error) {
+	n := 0
+	for _, m := range msgs {
+		n += len(m)
+	}
+	if n > tlsInlineMax || !t.sendQueueEmpty() {
+		return 0, nil
+	}
+	t.lc.mu.Lock()
+	defer t.lc.mu.Unlock()
+	if err := t.lc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+		return 0, err
+	}
+	if err := t.writeLocked(msgs); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// sendQueueEmpty reports whether the socket has no bytes waiting to be
+// sent or acknowledged.
+func (t *tlsTransport) sendQueueEmpty() bool {
+	outq, ierr := -1, error(nil)
+	if err := t.raw.Control(func(fd uintptr) { outq, ierr = unix.IoctlGetInt(int(fd), unix.TIOCOUTQ) }); err != nil || ierr != nil {
+		return false
+	}
+	return outq == 0
+}
+
+// platformTransport upgrades t when its connection is TCP, or TLS over TCP.
+func platformTransport(t *transport) hub.Transport {
+	switch c := t.lc.Conn.(type) {
+	case *net.TCPConn:
+		if raw, err := c.SyscallConn(); err == nil {
+			return &tcpTransport{transport: t, raw: raw}
+		}
+	case *tls.Conn:
+		if tc, ok := c.NetConn().(*net.TCPConn); ok {
+			if raw, err := tc.SyscallConn(); err == nil {
+				return &tlsTransport{transport: t, raw: raw}
+			}
+		}
+	}
+	return t // others: blocking writes on a writer goroutine
+}
+
+var (
+	_ hub.TryWriter = (*tcpTransport)(nil)
+	_ hub.TryWriter = (*tlsTransport)(nil)
+)

@@ -133,6 +133,10 @@ type webhooks struct {
 	mu      sync.Mutex
 	targets map[string]*webhookTarget
 	senders map[string]*webhookSender
+	// claims are the targets handlers set by name (claimWebhook), oldest
+	// first: during a reload two configs claim a name, and the newest
+	// live claim is the target.
+	claims  map[string][]*webhookTarget
 	started bool
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -146,6 +150,50 @@ func (ph *pooledHub) setWebhook(name string, t *webhookTarget) {
 	w := &ph.webhooks
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	ph.setWebhookLocked(name, t)
+}
+
+// claimWebhook sets a target that a handler owns, and returns the function
+// that gives it up (the handler's Cleanup). A reload provisions the new
+// handler, which claims the name again, before the old one gives its
+// claim up; a failed reload gives up the new claim and the old one is the
+// target again.
+func (ph *pooledHub) claimWebhook(name string, t *webhookTarget) (release func()) {
+	w := &ph.webhooks
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.claims == nil {
+		w.claims = make(map[string][]*webhookTarget)
+	}
+	w.claims[name] = append(w.claims[name], t)
+	ph.setWebhookLocked(name, t)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			claims := w.claims[name]
+			for i, c := range claims {
+				if c == t {
+					claims = append(claims[:i:i], claims[i+1:]...)
+					break
+				}
+			}
+			var current *webhookTarget
+			if len(claims) == 0 {
+				delete(w.claims, name)
+			} else {
+				w.claims[name] = claims
+				current = claims[len(claims)-1]
+			}
+			ph.setWebhookLocked(name, current)
+		})
+	}
+}
+
+// setWebhookLocked is setWebhook with ph.webhooks.mu held.
+func (ph *pooledHub) setWebhookLocked(name string, t *webhookTarget) {
+	w := &ph.webhooks
 	if w.targets == nil {
 		w.targets = make(map[string]*webhookTarget)
 		w.senders = make(map[string]*webhookSender)

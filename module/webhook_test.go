@@ -26,6 +26,52 @@ func TestWebhookSignatures(t *testing.T) {
 	if p["X-Pusher-Key"] != "278d425bdf160c739803" || p["X-Pusher-Signature"] != "709fdb84c03664445f7698120b0edf0acc1ab1c8c6e93a0368c61841d6b998aa" || len(p) != 2 {
 		t.Fatalf("pusher signature: %v", p)
 	}
+	// The same with the example body whose signature was computed with the
+	// pusher SDK 5.3.4.
+	p = signWebhook(&webhookTarget{secret: []byte("7ad3773142a6692b25b8"), pusherKey: "278d425bdf160c739803"}, []byte(`{"time_ms":1327078148132,"events":[{"name":"channel_occupied","channel":"test"}]}`), time.Now())
+	if p["X-Pusher-Signature"] != "abfea5004a8dd261c09cf7357e59a6dbdbfd3d6a9846970f7d549e8e2b57bb32" {
+		t.Fatalf("pusher signature of the SDK vector: %v", p)
+	}
+}
+
+// TestWebhookClaims: a handler's webhook is claimed in Provision and given
+// up in Cleanup. A reload claims the new target before the old one gives
+// its claim up, so the new one stays; a failed reload gives up the new
+// claim, and the old target is back; the last claim given up removes it.
+func TestWebhookClaims(t *testing.T) {
+	ph := &pooledHub{Hub: hub.New("t", hub.NewMemoryLog(10, time.Hour))}
+	target := func() *webhookTarget {
+		ph.webhooks.mu.Lock()
+		defer ph.webhooks.mu.Unlock()
+		return ph.webhooks.targets["p"]
+	}
+	old := &webhookTarget{url: "https://a.example/hook", events: hub.WebhookMemberAdded}
+	releaseOld := ph.claimWebhook("p", old)
+	if target() != old || !ph.WantsWebhook(hub.WebhookMemberAdded) {
+		t.Fatal("the first claim is not the target")
+	}
+	// A reload: the new config claims, then the old one gives up.
+	next := &webhookTarget{url: "https://b.example/hook", events: hub.WebhookClientEvent}
+	releaseNext := ph.claimWebhook("p", next)
+	releaseOld()
+	releaseOld() // Cleanup may run twice; the second does nothing
+	if target() != next || ph.WantsWebhook(hub.WebhookMemberAdded) || !ph.WantsWebhook(hub.WebhookClientEvent) {
+		t.Fatal("after a reload the new target is not the one")
+	}
+	// A failed reload: the newest claim goes, the one before is back.
+	failed := &webhookTarget{url: "https://c.example/hook", events: hub.WebhookMemberRemoved}
+	releaseFailed := ph.claimWebhook("p", failed)
+	if target() != failed {
+		t.Fatal("the newest claim is not the target")
+	}
+	releaseFailed()
+	if target() != next {
+		t.Fatal("after a failed reload the running config's target is not back")
+	}
+	releaseNext()
+	if target() != nil || ph.WantsWebhook(hub.AllWebhooks) {
+		t.Fatal("the target stayed after its last claim was given up")
+	}
 }
 
 // TestWebhookBody: Pusher's format plus an id per event; time_ms is the

@@ -77,6 +77,9 @@ type config struct {
 	pusherSecret  string
 	pusherApp     string
 	pusherTrigger bool
+
+	trace string
+	admin string
 }
 
 var base = time.Now()
@@ -133,6 +136,8 @@ func realMain() int {
 	flag.DurationVar(&cfg.slowPause, "slow-pause", 5*time.Second, "how long the -slow subscribers stop reading")
 	flag.IntVar(&cfg.slowRcvBuf, "slow-rcvbuf", 4096, "SO_RCVBUF of the -slow subscribers, so the server notices them early")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile here")
+	flag.StringVar(&cfg.trace, "trace", "", "write a Go execution trace of the server (Caddy's admin /debug/pprof/trace) taken during the publish phase here; realtime and pusher targets")
+	flag.StringVar(&cfg.admin, "admin", "http://"+envOr("RT_ADMIN", "localhost:2019"), "Caddy's admin endpoint, for -trace")
 	flag.StringVar(&cfg.pusherKey, "pusher-key", envOr("PUSHER_APP_KEY", "loadtest-key"), "pusher: the app key (subscribers connect to /app/<key>); env PUSHER_APP_KEY")
 	flag.StringVar(&cfg.pusherSecret, "pusher-secret", envOr("PUSHER_APP_SECRET", "loadtest-pusher-secret"), "pusher: the app secret, for -pusher-trigger; env PUSHER_APP_SECRET")
 	flag.StringVar(&cfg.pusherApp, "pusher-app", envOr("PUSHER_APP_ID", "1"), "pusher: the app id, for -pusher-trigger; env PUSHER_APP_ID")
@@ -1023,6 +1028,11 @@ func (r *run) execute(ctx context.Context) *result {
 	r.measuring.Store(true)
 	t0 := mono()
 	r.logf("publish: %d publisher(s), rate %v, for %v", cfg.pubs, rateStr(cfg.rate), cfg.duration)
+	var traced chan error
+	if cfg.trace != "" {
+		traced = make(chan error, 1)
+		go func() { traced <- captureTrace(ctx, cfg.admin, cfg.trace, cfg.duration) }()
+	}
 	stats := make([]pubStats, cfg.pubs)
 	var pw sync.WaitGroup
 	pctx, pcancel := context.WithTimeout(ctx, cfg.duration+cfg.reqTimeout+5*time.Second)
@@ -1036,6 +1046,13 @@ func (r *run) execute(ctx context.Context) *result {
 	pw.Wait()
 	pcancel()
 	t1 := mono()
+	if traced != nil {
+		if err := <-traced; err != nil {
+			res.Notes = append(res.Notes, err.Error())
+		} else {
+			r.logf("trace of the server written to %s (go tool trace %s)", cfg.trace, cfg.trace)
+		}
+	}
 	var sent, ok int64
 	for _, s := range stats {
 		sent += s.sent

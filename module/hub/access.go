@@ -10,7 +10,8 @@ import (
 // Policy is what one endpoint (a realtime_ws route, say) decides for the
 // sessions it accepts. A session keeps the policy it was accepted under; a
 // reload's new policy applies to new sessions. Hub-wide limits are the
-// hub's (Limits).
+// hub's (Limits), and so are the hub's own private patterns
+// (Hub.SetPrivate), which add to every endpoint's.
 type Policy struct {
 	DefaultChannels []string
 	Private         []string      // patterns of channels that need a token, beyond private-*
@@ -24,7 +25,8 @@ type Policy struct {
 	PingInterval     time.Duration
 }
 
-// IsPrivate reports whether channel needs a token.
+// IsPrivate reports whether channel needs a token under this policy alone;
+// Session.IsPrivate adds the hub's patterns.
 func (p *Policy) IsPrivate(channel string) bool {
 	if strings.HasPrefix(channel, "private-") {
 		return true
@@ -35,6 +37,37 @@ func (p *Policy) IsPrivate(channel string) bool {
 		}
 	}
 	return false
+}
+
+// SetPrivate sets the hub's private patterns: * globs of channels that need
+// a token (or, on the Pusher protocol, an auth signature) on every
+// endpoint of the hub, whatever the endpoint's own Policy says. So a
+// channel private on one endpoint can be made private on all of them,
+// including the Pusher protocol's, whose clients decide a channel's kind by
+// its name prefix alone. They apply to subscriptions from now on.
+func (h *Hub) SetPrivate(patterns []string) {
+	p := append([]string(nil), patterns...)
+	h.private.Store(&p)
+}
+
+// isPrivate reports whether channel matches the hub's private patterns.
+func (h *Hub) isPrivate(channel string) bool {
+	p := h.private.Load()
+	if p == nil {
+		return false
+	}
+	for _, pat := range *p {
+		if Glob(pat, channel) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsPrivate reports whether channel needs a token for this session: by its
+// policy, or by the hub's private patterns.
+func (s *Session) IsPrivate(channel string) bool {
+	return s.policy.IsPrivate(channel) || s.hub.isPrivate(channel)
 }
 
 // Grant is what a verified token allows.

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,6 +87,61 @@ func TestPrivateChannelAccess(t *testing.T) {
 	waitFor(t, "subscribed", func() bool { return len(c3.msgs()) >= 2 })
 	if m := c3.msgs()[1]; m["type"] != "realtime:subscribed" {
 		t.Fatalf("handshake token: %v", m)
+	}
+}
+
+// The hub's private patterns apply to every endpoint: a session whose
+// policy has none is refused a channel the hub makes private, and a token
+// that grants it lets it in.
+func TestHubPrivatePatterns(t *testing.T) {
+	h, _ := newTestHub(t, 10)
+	h.SetPrivate([]string{"user.*"})
+	p := testPolicy()
+	p.Tokens = fakeTokens{"tok": {Subject: "1", Channels: []string{"user.1"}, Expires: time.Now().Add(time.Minute)}}
+	s, c := connect(t, h, p, ConnectOptions{Channels: []string{}})
+	if !s.IsPrivate("user.1") || !s.IsPrivate("private-x") || s.IsPrivate("public") {
+		t.Fatal("IsPrivate does not combine the policy's and the hub's patterns")
+	}
+	s.Subscribe([]string{"user.1", "public"}, SubscribeOptions{})
+	s.Subscribe([]string{"user.1"}, SubscribeOptions{Token: "tok"})
+	waitFor(t, "answers", func() bool { return len(c.msgs()) >= 4 })
+	var got []string
+	for _, m := range c.msgs()[1:] {
+		got = append(got, fmt.Sprint(m["type"], ":", m["channel"]))
+	}
+	want := "realtime:error:user.1 realtime:subscribed:public realtime:subscribed:user.1"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("answers:\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	h.SetPrivate(nil)
+	if s.IsPrivate("user.1") {
+		t.Fatal("SetPrivate(nil) kept the patterns")
+	}
+}
+
+// A single-use token grants its request and is not kept: a later request
+// without a token is refused, and a single-use refusal is not what later
+// errors report.
+func TestSingleUseToken(t *testing.T) {
+	h, _ := newTestHub(t, 10)
+	p := testPolicy()
+	p.Tokens = fakeTokens{"tok": {Subject: "1", Channels: []string{"private-a", "private-b"}, Expires: time.Now().Add(time.Minute)}}
+	s, c := connect(t, h, p, ConnectOptions{Channels: []string{}})
+	s.Subscribe([]string{"private-a"}, SubscribeOptions{Token: "tok", SingleUse: true})
+	s.Subscribe([]string{"private-b"}, SubscribeOptions{})
+	s.Subscribe([]string{"private-b"}, SubscribeOptions{Token: "garbage", SingleUse: true})
+	s.Subscribe([]string{"private-b"}, SubscribeOptions{})
+	waitFor(t, "answers", func() bool { return len(c.msgs()) >= 5 })
+	var got []string
+	for _, m := range c.msgs()[1:] {
+		got = append(got, fmt.Sprint(m["type"], ":", m["code"], ":", m["channel"]))
+	}
+	want := "realtime:subscribed:<nil>:private-a realtime:error:forbidden:private-b realtime:error:token_invalid:private-b realtime:error:forbidden:private-b"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("answers:\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	if len(s.grants) != 0 {
+		t.Fatalf("%d grants kept", len(s.grants))
 	}
 }
 

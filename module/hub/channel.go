@@ -21,14 +21,14 @@ func (h *Hub) subscribeLocked(s *Session, name string) {
 	}
 	ch.index[s] = len(ch.subs)
 	ch.subs = append(ch.subs, s)
-	if sub := s.subs[name]; sub != nil {
+	if sub := s.subs.get(name); sub != nil {
 		sub.live = true
 	}
 }
 
 // unsubscribeLocked removes s from a channel's live subscribers. h.mu is held.
 func (h *Hub) unsubscribeLocked(s *Session, name string) {
-	if sub := s.subs[name]; sub != nil {
+	if sub := s.subs.get(name); sub != nil {
 		sub.live = false
 	}
 	ch := h.channels[name]

@@ -15,8 +15,8 @@ type Disconnect struct {
 // The reasons the server ends sessions. Every one of them means "resume
 // with your last cursor": a client loses nothing still in history.
 var (
-	// DisconnectShutdown: the server stops, or no handler names the hub
-	// any more.
+	// DisconnectShutdown: the server stops, or a reload no longer declares
+	// the hub.
 	DisconnectShutdown = Disconnect{Name: "shutdown", Code: wsframe.CloseGoingAway, Reason: "server going away"}
 	// DisconnectBackplaneReplaced: a reload changed the hub's backplane
 	// and a new hub took its place.
@@ -24,10 +24,10 @@ var (
 	// DisconnectGap: the backplane skipped events this node's subscribers
 	// would otherwise miss silently.
 	DisconnectGap = Disconnect{Name: "gap", Code: wsframe.CloseServiceRestart, Reason: "events were lost by the backplane; resume with your last cursor"}
-	// DisconnectSlowConsumer: the session's send queue overflowed.
+	// DisconnectSlowConsumer: the client fell further behind than history
+	// reaches, or stopped reading (a write did not finish within the write
+	// timeout).
 	DisconnectSlowConsumer = Disconnect{Name: "slow_consumer", Code: wsframe.CloseTryAgainLater, Reason: "send queue overflow; resume with your last cursor"}
-	// DisconnectPolicy: the client broke a rule of the protocol's use.
-	DisconnectPolicy = Disconnect{Name: "policy", Code: wsframe.ClosePolicy, Reason: "policy violation"}
 )
 
 // ProtocolViolation is a disconnect for a client that broke the wire

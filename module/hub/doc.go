@@ -52,12 +52,16 @@
 // presence channels it holds members of: a snapshot (as of a position),
 // then the changes after it; a session gets the mirror's snapshot once the
 // mirror reflects its own user's join, and from then on the changes, from
-// the same lock, so it misses none and gets none twice. A snapshot read
-// across a resync, or of another epoch than the changes delivered since,
-// is read again. A store that acts on the hub's settings itself (a store
-// shared by nodes beats by the TTL, says goodbye for the leave delay,
-// queues the webhooks of a dead node's members) implements
-// PresenceConfigReceiver.
+// the same lock, so it misses none and gets none twice. Sessions of a wire
+// format that cannot show a channel by its count alone (the Pusher
+// protocol) ask for joins over the member limit to be refused
+// (SubscribeOptions.MemberLimit): their hold's Join carries the limit, the
+// store decides atomically, and a refused hold's subscriptions are
+// answered and dropped before they are announced. A snapshot read across
+// a resync, or of another epoch than the changes delivered since, is read
+// again. A store that acts on the hub's settings itself (a store shared by
+// nodes beats by the TTL, says goodbye for the leave delay, queues the
+// webhooks of a dead node's members) implements PresenceConfigReceiver.
 //
 // # Goroutines
 //
@@ -101,7 +105,7 @@
 //     while it holds Hub.mu.
 //   - MemoryLog.mu is held across Append's delivery, so Hub.deliver runs
 //     under it.
-//   - Hub.mu guards the channels' live sets, every session's subs map, the
+//   - Hub.mu guards the channels' live sets, every session's subscriptions, the
 //     head cursor, limits, the flusher's ready list, and the presence
 //     state (holds, lingers, mirrors, receivers). A subscription
 //     joins the live set only under Hub.mu at the moment the head is where

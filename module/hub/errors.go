@@ -24,4 +24,7 @@ const (
 	CodeTokenExpired         = "token_expired"
 	CodeBadRequest           = "bad_request"
 	CodeTooManySubscriptions = "too_many_subscriptions"
+	// CodeMemberLimit refuses a presence join over the member limit, for
+	// sessions that asked for refusals (SubscribeOptions.MemberLimit).
+	CodeMemberLimit = "member_limit"
 )

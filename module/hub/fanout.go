@@ -32,14 +32,18 @@ func (h *Hub) deliver(head Cursor, events []*Event) {
 	prev := h.head
 	for _, e := range events {
 		if ch := h.channels[e.Channel]; ch != nil {
-			var codec Codec
-			var wire []byte
+			// The event's encoding per format, looked up once per event
+			// here: subscribers of several formats interleave in ch.subs.
+			var wires [maxFormats][]byte
 			for _, s := range ch.subs {
 				if e.Exclude != "" && s.id == e.Exclude {
 					continue
 				}
-				if s.codec != codec {
-					codec, wire = s.codec, e.Wire(s.codec)
+				f := s.fmt
+				wire := wires[f]
+				if wire == nil {
+					wire = e.Wire(s.codec)
+					wires[f] = wire
 				}
 				switch s.queueEvent(wire) {
 				case queuedFlush:

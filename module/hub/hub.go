@@ -33,7 +33,8 @@ type Hub struct {
 	urgent    chan struct{} // cuts the flusher's coalescing wait short
 
 	pconfig  atomic.Pointer[PresenceConfig]
-	presence presenceState // guarded by mu (presence_local.go)
+	presence presenceState            // guarded by mu (presence_local.go)
+	private  atomic.Pointer[[]string] // the hub's private patterns (access.go)
 }
 
 // Limits bound a hub's sessions on this node; 0 is unlimited.
@@ -187,15 +188,16 @@ func (h *Hub) remove(s *Session) {
 // out of presence, and marked gone so that a catch-up still running for one
 // stops and never subscribes it again. h.mu is held.
 func (h *Hub) dropSubscriptionsLocked(s *Session) {
-	for name, sub := range s.subs {
+	for _, sub := range s.subs {
 		sub.gone.Store(true)
 		if sub.live {
-			h.unsubscribeLocked(s, name)
+			h.unsubscribeLocked(s, sub.channel)
 		}
 		h.dropSubscriptionLocked(s, sub)
 	}
 	h.stats.Subscriptions.Add(-int64(len(s.subs)))
 	clear(s.subs)
+	s.subs = nil
 }
 
 // Sessions returns the number of open sessions.
@@ -238,7 +240,7 @@ func (h *Hub) Close(d Disconnect, spread, wait time.Duration) {
 	defer deadline.Stop()
 	for _, s := range sessions {
 		select {
-		case <-s.done:
+		case <-s.Done():
 		case <-deadline.C:
 			for _, s := range sessions {
 				s.abort()

@@ -319,3 +319,45 @@ func TestCloseSendsGoingAwayToEveryone(t *testing.T) {
 		t.Fatalf("publish after close: %v, want ErrClosed", err)
 	}
 }
+
+// otherCodec is a second wire format for tests: its events carry a marker,
+// so a session shows which encoding it was given.
+type otherCodec struct{ testCodec }
+
+var otherFormat = NewFormat()
+
+func (otherCodec) Format() Format { return otherFormat }
+
+func (otherCodec) Event(e *Event) []byte {
+	d := e.Data()
+	return append(append(append([]byte(nil), d[:len(d)-1]...), `,"format":"other"}`...), '\n')
+}
+
+// Sessions of two wire formats on one channel, interleaved, each get the
+// event in their own format.
+func TestFanOutMixedFormats(t *testing.T) {
+	h, _ := newTestHub(t, 10)
+	var conns []*fakeConn
+	for i := 0; i < 6; i++ {
+		c := newFakeConn()
+		var codec Codec = testCodec{}
+		if i%2 == 1 {
+			codec = otherCodec{}
+		}
+		s, err := h.Admit(testPolicy(), codec, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.s = s
+		s.Start(c, ConnectOptions{})
+		conns = append(conns, c)
+	}
+	publish(t, h, "default", "n", "1")
+	for i, c := range conns {
+		waitFor(t, "the event", func() bool { return len(c.events()) == 1 })
+		got, want := c.events()[0]["format"], map[bool]any{true: "other", false: nil}[i%2 == 1]
+		if got != want {
+			t.Fatalf("session %d got format %v, want %v", i, got, want)
+		}
+	}
+}

@@ -226,6 +226,13 @@ func (h *Hub) Presence(ctx context.Context, channel string) (PresenceState, erro
 	return h.presence.store.Snapshot(ctx, channel, -1)
 }
 
+// PresenceCount returns how many members channel has, for the whole hub,
+// without listing them.
+func (h *Hub) PresenceCount(ctx context.Context, channel string) (int, error) {
+	st, err := h.presence.store.Snapshot(ctx, channel, 0)
+	return st.Count, err
+}
+
 // IsPresence reports whether channel is a presence channel of this hub.
 func (h *Hub) IsPresence(channel string) bool {
 	return IsPresenceChannel(channel, h.pconfig.Load().Patterns)

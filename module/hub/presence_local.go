@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"sort"
+	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,9 +19,10 @@ type presenceState struct {
 	store PresenceStore
 	queue WebhookQueue
 
-	hooks     WebhookSet // what the webhook targets want
-	occupancy bool       // channel holds are kept: occupied/vacated webhooks are on
-	pos       Cursor     // position of the last change delivered
+	hooks     WebhookSet    // what the webhook targets want
+	wanted    atomic.Uint32 // hooks, for readers without Hub.mu (WantsWebhook)
+	occupancy bool          // channel holds are kept: occupied/vacated webhooks are on
+	pos       Cursor        // position of the last change delivered
 	holds     map[holdKey]*hold
 	chans     map[string]*presenceChannel
 	waiting   map[*presenceChannel]struct{} // channels with sessions waiting for a snapshot
@@ -41,14 +44,23 @@ type holdKey struct {
 // delay), one call at a time: busy says one is under way, and when it
 // returns reconcileLocked compares what the store knows (joined) with what
 // is wanted, and makes the next call if they differ.
+//
+// Subscriptions that take a refusal (SubscribeOptions.MemberLimit) are
+// counted in limited too: while all of a hold's subscriptions do, its join
+// asks the store to refuse a new member beyond the member limit. A refused
+// hold joins no more; its subscriptions are answered with an error and
+// dropped, and it is forgotten with the last of them (or joins after all,
+// without the limit, when a subscription that takes no refusal comes).
 type hold struct {
 	key       holdKey
 	info      []byte // the member's info, as the first connection gave it
 	conns     int    // this node's subscriptions on it
+	limited   int    // of conns, those that take a refusal over the member limit
 	lingerGen uint64 // non-zero while its leave delay runs
 	joined    bool   // the store counts this node as holding it
 	busy      bool   // a store call for it is under way
 	failed    bool   // the last store call failed; a retry is scheduled
+	refused   bool   // the store refused the join: over the member limit
 	joinPos   Cursor // the store's position when it joined
 }
 
@@ -59,6 +71,7 @@ type presenceOp struct {
 	hd    *hold
 	join  bool // Join or Occupy; else Leave or Vacate
 	hooks WebhookSet
+	limit int // Join: JoinOptions.Limit
 }
 
 // presenceChannel is a presence channel with members held by this node: a
@@ -133,8 +146,9 @@ func (h *Hub) startPresence() error {
 }
 
 // holdLocked counts a new subscription on k, cancelling its leave delay,
-// and returns the store call to make, if any. h.mu is held.
-func (h *Hub) holdLocked(k holdKey, m Member) *presenceOp {
+// and returns the store call to make, if any. limited says whether the
+// subscription takes a refusal over the member limit. h.mu is held.
+func (h *Hub) holdLocked(k holdKey, m Member, limited bool) *presenceOp {
 	p := &h.presence
 	hd := p.holds[k]
 	if hd == nil {
@@ -146,19 +160,30 @@ func (h *Hub) holdLocked(k holdKey, m Member) *presenceOp {
 		}
 	}
 	hd.conns++
+	if limited {
+		hd.limited++
+	}
 	hd.lingerGen = 0
 	return h.reconcileLocked(hd)
 }
 
 // unholdLocked counts a subscription on k gone; the last one starts the
-// leave delay. h.mu is held.
-func (h *Hub) unholdLocked(k holdKey) {
+// leave delay (a refused hold, which has no member to keep, goes at once).
+// h.mu is held.
+func (h *Hub) unholdLocked(k holdKey, limited bool) {
 	hd := h.presence.holds[k]
 	if hd == nil || hd.conns == 0 {
 		return
 	}
 	hd.conns--
-	if hd.conns == 0 {
+	if limited && hd.limited > 0 {
+		hd.limited--
+	}
+	switch {
+	case hd.conns > 0:
+	case hd.refused:
+		h.forgetHoldLocked(hd)
+	default:
 		h.lingerLocked(hd)
 	}
 }
@@ -168,6 +193,18 @@ func (h *Hub) unholdLocked(k holdKey) {
 func (h *Hub) reconcileLocked(hd *hold) *presenceOp {
 	if hd.busy || hd.failed {
 		return nil
+	}
+	if hd.refused {
+		switch {
+		case hd.conns > hd.limited:
+			// A subscription that takes no refusal: it joins after all.
+			hd.refused = false
+		case hd.conns == 0:
+			h.forgetHoldLocked(hd)
+			return nil
+		default:
+			return nil // its subscriptions are being refused
+		}
 	}
 	want := hd.wanted()
 	if hd.key.user == "" && !h.presence.occupancy {
@@ -180,7 +217,11 @@ func (h *Hub) reconcileLocked(hd *hold) *presenceOp {
 			return nil
 		}
 		hd.busy = true
-		return &presenceOp{hd: hd, join: true, hooks: h.presence.hooks}
+		op := &presenceOp{hd: hd, join: true, hooks: h.presence.hooks}
+		if hd.key.user != "" && hd.conns > 0 && hd.conns == hd.limited {
+			op.limit = h.pconfig.Load().MaxMembers
+		}
+		return op
 	case !want && hd.joined:
 		if h.closed {
 			// A closing node's holds are the store's to expire (a store
@@ -230,7 +271,7 @@ func (h *Hub) runPresenceOps(ops []*presenceOp) {
 		case k.user == "":
 			err = store.Vacate(ctx, k.channel, op.hooks)
 		case op.join:
-			res, err = store.Join(ctx, k.channel, Member{ID: k.user, Info: op.hd.info}, JoinOptions{Hooks: op.hooks})
+			res, err = store.Join(ctx, k.channel, Member{ID: k.user, Info: op.hd.info}, JoinOptions{Hooks: op.hooks, Limit: op.limit})
 		default:
 			res, err = store.Leave(ctx, k.channel, k.user, op.hooks)
 		}
@@ -242,8 +283,9 @@ func (h *Hub) runPresenceOps(ops []*presenceOp) {
 			hd.failed = true
 			time.AfterFunc(presenceRetry, func() { h.retryHold(hd) })
 		} else {
-			hd.joined = op.join
-			if op.join {
+			hd.joined = op.join && !res.Refused
+			hd.refused = res.Refused
+			if hd.joined {
 				hd.joinPos = res.Pos
 			}
 			if next := h.reconcileLocked(hd); next != nil {
@@ -301,13 +343,13 @@ func (h *Hub) dropPresenceChannelLocked(pc *presenceChannel) {
 func (h *Hub) addSubscriptionLocked(sub *subscription, member *Member, ops []*presenceOp) []*presenceOp {
 	// Occupied before the member is added, as Pusher sends them.
 	if h.presence.occupancy {
-		if op := h.holdLocked(holdKey{channel: sub.channel}, Member{}); op != nil {
+		if op := h.holdLocked(holdKey{channel: sub.channel}, Member{}, false); op != nil {
 			ops = append(ops, op)
 		}
 	}
 	if member != nil {
 		sub.user = member.ID
-		if op := h.holdLocked(holdKey{sub.channel, member.ID}, *member); op != nil {
+		if op := h.holdLocked(holdKey{sub.channel, member.ID}, *member, sub.limited); op != nil {
 			ops = append(ops, op)
 		}
 	}
@@ -321,10 +363,10 @@ func (h *Hub) dropSubscriptionLocked(s *Session, sub *subscription) {
 		if pc := h.presence.chans[sub.channel]; pc != nil {
 			delete(pc.receivers, s)
 		}
-		h.unholdLocked(holdKey{sub.channel, sub.user})
+		h.unholdLocked(holdKey{sub.channel, sub.user}, sub.limited)
 	}
 	if h.presence.occupancy {
-		h.unholdLocked(holdKey{channel: sub.channel})
+		h.unholdLocked(holdKey{channel: sub.channel}, false)
 	}
 }
 
@@ -547,7 +589,7 @@ func (pc *presenceChannel) snapshot() PresenceSnapshot {
 // snapshot once the mirror lists its own user, and every change after
 // that. h.mu is held.
 func (h *Hub) announcePresenceLocked(s *Session, sub *subscription) {
-	if sub.user == "" || sub.announced || s.subs[sub.channel] != sub {
+	if sub.user == "" || sub.announced || s.subs.get(sub.channel) != sub {
 		return
 	}
 	sub.announced = true
@@ -574,10 +616,14 @@ func (h *Hub) checkWaitersLocked(pc *presenceChannel) {
 	}
 	keep := pc.waiters[:0]
 	for _, w := range pc.waiters {
-		if w.s.subs[pc.name] != w.sub {
+		if w.s.subs.get(pc.name) != w.sub {
 			continue // unsubscribed, or gone
 		}
 		hd := h.presence.holds[holdKey{pc.name, w.sub.user}]
+		if hd != nil && hd.refused && w.sub.limited {
+			h.refuseLocked(w.s, w.sub)
+			continue
+		}
 		if hd != nil && !h.listsLocked(pc, hd) {
 			keep = append(keep, w)
 			continue
@@ -594,6 +640,50 @@ func (h *Hub) checkWaitersLocked(pc *presenceChannel) {
 		// the encoded snapshot anyway: do not keep it meanwhile.
 		pc.invalidate()
 	}
+}
+
+// refuseLocked ends a subscription whose join the store refused over the
+// member limit, and tells its session so. h.mu is held.
+func (h *Hub) refuseLocked(s *Session, sub *subscription) {
+	if s.subs.get(sub.channel) != sub {
+		return
+	}
+	sub.gone.Store(true)
+	h.unsubscribeLocked(s, sub.channel)
+	s.subs.remove(sub.channel)
+	h.dropSubscriptionLocked(s, sub)
+	h.stats.Subscriptions.Add(-1)
+	h.noticeLocked(s, s.codec.Error(memberLimitError(sub.channel, h.pconfig.Load().MaxMembers)))
+}
+
+// memberLimitError answers a join refused over the member limit.
+func memberLimitError(channel string, max int) ErrorMessage {
+	return ErrorMessage{Code: CodeMemberLimit, Message: "this presence channel has the most members allowed (" + strconv.Itoa(max) + ")", Channel: channel}
+}
+
+// dropRefusedLocked ends those of subs whose join the store refused over
+// the member limit, and returns them. h.mu is held.
+func (h *Hub) dropRefusedLocked(s *Session, subs []*subscription) (kept, refused []*subscription) {
+	kept = subs[:0:0]
+	for _, sub := range subs {
+		hd := h.presence.holds[holdKey{sub.channel, sub.user}]
+		if sub.user == "" || !sub.limited || hd == nil || !hd.refused || s.subs.get(sub.channel) != sub {
+			kept = append(kept, sub)
+			continue
+		}
+		sub.gone.Store(true)
+		s.subs.remove(sub.channel)
+		h.dropSubscriptionLocked(s, sub)
+		h.stats.Subscriptions.Add(-1)
+		refused = append(refused, sub)
+	}
+	return kept, refused
+}
+
+// WantsWebhook reports whether the hub's webhook targets want events of
+// kind k: a protocol that queues its own (client events) asks first.
+func (h *Hub) WantsWebhook(k WebhookSet) bool {
+	return WebhookSet(h.presence.wanted.Load()).Has(k)
 }
 
 // listsLocked reports whether the mirror lists hd's user: the store has it
@@ -626,6 +716,23 @@ func (h *Hub) sendSnapshotLocked(pc *presenceChannel, s *Session) {
 		pc.wire[f] = msg
 	}
 	h.noticeLocked(s, msg)
+}
+
+// resendSnapshotLocked sends the mirror's snapshot again to a session that
+// has had its own and subscribes to the channel once more; one still
+// waiting for its first gets that one. h.mu is held.
+func (h *Hub) resendSnapshotLocked(s *Session, channel string) {
+	sub := s.subs.get(channel)
+	if sub == nil || sub.user == "" {
+		return
+	}
+	pc := h.presence.chans[channel]
+	if pc == nil || !pc.ready {
+		return
+	}
+	if _, ok := pc.receivers[s]; ok {
+		h.sendSnapshotLocked(pc, s)
+	}
 }
 
 // broadcastLocked queues a message to the channel's receivers, encoded
@@ -713,6 +820,7 @@ func (h *Hub) setWebhooks(hooks WebhookSet) {
 	h.mu.Lock()
 	p := &h.presence
 	p.hooks = hooks
+	p.wanted.Store(uint32(hooks))
 	occupancy := hooks.Has(WebhookChannelOccupied | WebhookChannelVacated)
 	var ops []*presenceOp
 	switch {
@@ -724,8 +832,8 @@ func (h *Hub) setWebhooks(hooks WebhookSet) {
 			}
 		}
 		for s := range h.sessions {
-			for name := range s.subs {
-				if op := h.holdLocked(holdKey{channel: name}, Member{}); op != nil {
+			for _, sub := range s.subs {
+				if op := h.holdLocked(holdKey{channel: sub.channel}, Member{}, false); op != nil {
 					ops = append(ops, op)
 				}
 			}

@@ -229,7 +229,7 @@ func TestPresenceMembers(t *testing.T) {
 	}
 	h.mu.Lock()
 	for s := range h.sessions {
-		if s.subs[ch] != nil && s.subs[ch].user == "b" {
+		if sub := s.subs.get(ch); sub != nil && sub.user == "b" {
 			h.mu.Unlock()
 			s.Finish()
 			h.mu.Lock()
@@ -536,11 +536,11 @@ func churn(t *testing.T, h *Hub, p *Policy) {
 	live := map[string]map[string]bool{}
 	h.mu.Lock()
 	for s := range h.sessions {
-		for name, sub := range s.subs {
-			if live[name] == nil {
-				live[name] = map[string]bool{}
+		for _, sub := range s.subs {
+			if live[sub.channel] == nil {
+				live[sub.channel] = map[string]bool{}
 			}
-			live[name][sub.user] = true
+			live[sub.channel][sub.user] = true
 		}
 	}
 	h.mu.Unlock()

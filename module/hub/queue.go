@@ -157,11 +157,11 @@ func (s *Session) waitRoom(ok func() bool) bool {
 		if s.room == nil {
 			s.room = make(chan struct{})
 		}
-		room := s.room
+		room, done := s.room, s.done.waitLocked()
 		s.mu.Unlock()
 		select {
 		case <-room:
-		case <-s.done:
+		case <-done:
 			return false
 		}
 	}
@@ -238,7 +238,9 @@ func (s *Session) written(batch [][]byte, last bool, err error) bool {
 	s.queue, s.spare, s.writing = nil, nil, false
 	s.mu.Unlock()
 	_ = s.t.Close()
-	s.flushOnce.Do(func() { close(s.flushed) })
+	s.mu.Lock()
+	s.flushed.fireLocked()
+	s.mu.Unlock()
 	return false
 }
 

@@ -22,27 +22,27 @@ type ConnectOptions struct {
 type Session struct {
 	hub    *Hub
 	codec  Codec
+	fmt    Format // codec.Format(), kept for fan-out
 	policy *Policy
 	ip     string
 	id     string
 
-	mu        sync.Mutex
-	t         Transport
-	queue     [][]byte
-	spare     [][]byte
-	events    int           // event messages in queue, counted against policy.SendQueue
-	writing   bool          // a flush or writer goroutine is draining queue
-	closing   bool          // the last message is queued: nothing more will be
-	lagging   bool          // found full by the delivery under way: it gets no more of it
-	room      chan struct{} // closed after a write, when somebody waits for room
-	done      chan struct{}
-	flushed   chan struct{} // closed once the last message was written (or failed)
-	flushOnce sync.Once
-	doneOnce  sync.Once
-	pinger    *time.Timer
+	mu      sync.Mutex
+	t       Transport
+	queue   [][]byte
+	spare   [][]byte
+	events  int           // event messages in queue, counted against policy.SendQueue
+	writing bool          // a flush or writer goroutine is draining queue
+	closing bool          // the last message is queued: nothing more will be
+	lagging bool          // found full by the delivery under way: it gets no more of it
+	room    chan struct{} // closed after a write, when somebody waits for room
+	done    signal        // the session has finished
+	flushed signal        // the last message was written, or could not be
+	ending  bool          // Finish or Cancel has begun
+	pinger  *time.Timer
 
 	// Guarded by hub.mu.
-	subs map[string]*subscription // every subscription, live or catching up
+	subs subscriptions // every subscription, live or catching up
 
 	// Only touched by the goroutine that handles client messages.
 	grants   []*Grant
@@ -55,14 +55,12 @@ type Session struct {
 // if the upgrade failed.
 func (h *Hub) Admit(p *Policy, c Codec, ip string) (*Session, error) {
 	s := &Session{
-		hub:     h,
-		codec:   c,
-		policy:  p,
-		ip:      ip,
-		id:      newSessionID(),
-		done:    make(chan struct{}),
-		flushed: make(chan struct{}),
-		subs:    make(map[string]*subscription),
+		hub:    h,
+		codec:  c,
+		fmt:    c.Format(),
+		policy: p,
+		ip:     ip,
+		id:     newSessionID(),
 	}
 	if err := h.admit(s, ip, p); err != nil {
 		return nil, err
@@ -82,10 +80,29 @@ func (h *Hub) Connect(t Transport, p *Policy, c Codec, ip string, o ConnectOptio
 
 // Cancel releases an admitted session that never started.
 func (s *Session) Cancel() {
-	s.doneOnce.Do(func() {
-		s.hub.remove(s)
-		close(s.done)
-	})
+	if !s.beginEnd() {
+		return
+	}
+	s.hub.remove(s)
+	s.endDone()
+}
+
+// beginEnd marks the session as ending; only its first caller goes on.
+func (s *Session) beginEnd() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ending {
+		return false
+	}
+	s.ending = true
+	return true
+}
+
+// endDone fires Done, once the session is out of the hub.
+func (s *Session) endDone() {
+	s.mu.Lock()
+	s.done.fireLocked()
+	s.mu.Unlock()
 }
 
 // Start attaches the session to its transport, queues the welcome and
@@ -147,12 +164,28 @@ func (s *Session) Codec() Codec { return s.codec }
 func (s *Session) IsSubscribed(channel string) bool {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
-	_, ok := s.subs[channel]
-	return ok
+	return s.subs.get(channel) != nil
+}
+
+// SubscribedAs reports whether the session is subscribed to channel, and
+// as which member on a presence channel ("" on any other): the Pusher
+// protocol names the sender of a client event on a presence channel.
+func (s *Session) SubscribedAs(channel string) (user string, ok bool) {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	sub := s.subs.get(channel)
+	if sub == nil {
+		return "", false
+	}
+	return sub.user, true
 }
 
 // Done is closed when the session has finished.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done.waitLocked()
+}
 
 // Disconnect queues d's close message after what is already queued; the
 // connection is closed once it is written or the write times out.
@@ -186,7 +219,11 @@ func (s *Session) ping() {
 
 // Flushed is closed once the session's close message has been written, or
 // could not be.
-func (s *Session) Flushed() <-chan struct{} { return s.flushed }
+func (s *Session) Flushed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushed.waitLocked()
+}
 
 // Closing reports whether the session's last message has been queued.
 func (s *Session) Closing() bool {
@@ -202,7 +239,7 @@ func (s *Session) End(wait time.Duration) {
 	if s.Closing() {
 		t := time.NewTimer(wait)
 		select {
-		case <-s.flushed:
+		case <-s.Flushed():
 		case <-t.C:
 		}
 		t.Stop()
@@ -225,18 +262,52 @@ func (s *Session) abort() {
 // connection is gone, whatever the reason. It is safe to call more than
 // once.
 func (s *Session) Finish() {
-	s.doneOnce.Do(func() {
-		s.mu.Lock()
-		s.closing = true
-		if s.pinger != nil {
-			s.pinger.Stop()
-		}
-		t := s.t
+	s.mu.Lock()
+	if s.ending {
 		s.mu.Unlock()
-		if t != nil {
-			_ = t.Close()
+		return
+	}
+	s.ending = true
+	s.closing = true
+	if s.pinger != nil {
+		s.pinger.Stop()
+	}
+	t := s.t
+	s.mu.Unlock()
+	if t != nil {
+		_ = t.Close()
+	}
+	s.hub.remove(s)
+	s.endDone()
+}
+
+// signal is a one-time event, like a channel that is closed once, whose
+// channel is made only when somebody waits: most sessions end without
+// anybody waiting, and every idle connection would otherwise hold a
+// channel (about 100 bytes) for each. Its methods run under Session.mu.
+type signal struct {
+	fired bool
+	ch    chan struct{}
+}
+
+// waitLocked returns a channel that is closed once the signal fires.
+func (g *signal) waitLocked() <-chan struct{} {
+	if g.ch == nil {
+		g.ch = make(chan struct{})
+		if g.fired {
+			close(g.ch)
 		}
-		s.hub.remove(s)
-		close(s.done)
-	})
+	}
+	return g.ch
+}
+
+// fireLocked fires the signal; later calls do nothing.
+func (g *signal) fireLocked() {
+	if g.fired {
+		return
+	}
+	g.fired = true
+	if g.ch != nil {
+		close(g.ch)
+	}
 }

@@ -15,6 +15,11 @@ type SubscribeOptions struct {
 	// Token, when given, is verified and its grant kept before access to
 	// private channels is checked.
 	Token string
+	// SingleUse makes Token's grant serve this request only: it is not
+	// kept for later ones, and its refusal is not remembered. The Pusher
+	// protocol's auth signatures are per subscription and per socket, so
+	// keeping them would only cost memory.
+	SingleUse bool
 	// Member is for protocols that authorise each subscription themselves
 	// (the Pusher protocol's auth signature, checked before the call): the
 	// channels are granted without a token, and Member is the session's
@@ -23,6 +28,12 @@ type SubscribeOptions struct {
 	// tokens decide, and the member of a presence channel is the granting
 	// token's sub and info.
 	Member *Member
+	// MemberLimit refuses a join of a presence channel that would give it
+	// more members than the hub's presence_max_members: the subscription
+	// is answered CodeMemberLimit instead. For wire formats that cannot
+	// show a channel by its count alone (the Pusher protocol); decided by
+	// the presence store, so it holds across nodes.
+	MemberLimit bool
 }
 
 // subscription is one channel of a session; while it catches up from
@@ -32,6 +43,7 @@ type subscription struct {
 	live      bool   // among the channel's subscribers in hub.channels
 	user      string // the member on a presence channel; "" on others
 	announced bool   // presence: its snapshot was asked for (announcePresenceLocked)
+	limited   bool   // presence: refused over the member limit (SubscribeOptions.MemberLimit)
 	// gone is set, before the unsubscribed answer is queued, when the
 	// subscription is removed (or its session ends): a catch-up that is
 	// still replaying it stops, so that no event of it follows that answer
@@ -61,7 +73,11 @@ const replayBatch = 256
 // no lock held.
 func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	var tokenErr error
-	if o.Token != "" {
+	var once *Grant
+	switch {
+	case o.Token != "" && o.SingleUse:
+		once, tokenErr = s.verifyToken(o.Token)
+	case o.Token != "":
 		tokenErr = s.addToken(o.Token)
 	}
 	h := s.hub
@@ -77,7 +93,7 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 		if o.Member != nil {
 			member = o.Member
 		} else {
-			g, code, msg := s.access(name, presence, tokenErr)
+			g, code, msg := s.access(name, presence, tokenErr, once)
 			if code != "" {
 				s.reply(s.codec.Error(ErrorMessage{Code: code, Message: msg, Channel: name}))
 				continue
@@ -93,13 +109,16 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 		} else if member.ID == "" {
 			s.reply(s.codec.Error(ErrorMessage{Code: CodeForbidden, Message: errAnonymousPresence, Channel: name}))
 			continue
+		} else if max := h.pconfig.Load().MaxMembers; o.MemberLimit && max == 0 {
+			s.reply(s.codec.Error(memberLimitError(name, max)))
+			continue
 		}
 		h.mu.Lock()
-		_, dup := s.subs[name]
+		dup := s.subs.get(name) != nil
 		full := !dup && s.policy.MaxSubscriptions > 0 && len(s.subs) >= s.policy.MaxSubscriptions
 		if !dup && !full {
-			sub := &subscription{channel: name}
-			s.subs[name] = sub
+			sub := &subscription{channel: name, limited: o.MemberLimit && member != nil}
+			s.subs.add(sub)
 			subs = append(subs, sub)
 			h.stats.Subscriptions.Add(1)
 			ops = h.addSubscriptionLocked(sub, member, ops)
@@ -107,12 +126,18 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 		h.mu.Unlock()
 		switch {
 		case dup:
-			// Already subscribed: acknowledge; it keeps receiving.
+			// Already subscribed: acknowledge; it keeps receiving. On a
+			// presence channel the acknowledgement is followed by the
+			// snapshot again (the Pusher protocol acknowledges with it).
 			r := NoResume
 			if o.Resume {
 				r = Recovered
 			}
 			s.reply(s.codec.Subscribed(name, r))
+			h.mu.Lock()
+			h.resendSnapshotLocked(s, name)
+			h.startFlushLocked()
+			h.mu.Unlock()
 		case full:
 			s.reply(s.codec.Error(ErrorMessage{Code: CodeTooManySubscriptions, Message: "subscription limit reached", Channel: name}))
 		}
@@ -124,6 +149,19 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 	// this node fetches the channel's snapshot, before the subscription is
 	// announced.
 	h.runPresenceOps(ops)
+	if o.MemberLimit {
+		var refused []*subscription
+		h.mu.Lock()
+		subs, refused = h.dropRefusedLocked(s, subs)
+		h.mu.Unlock()
+		max := h.pconfig.Load().MaxMembers
+		for _, sub := range refused {
+			s.reply(s.codec.Error(memberLimitError(sub.channel, max)))
+		}
+		if len(subs) == 0 {
+			return
+		}
+	}
 	h.prepareMirrors(subs)
 	if !o.Resume {
 		s.catchUp(subs, h.Head(), catchUpFresh)
@@ -148,9 +186,8 @@ func (s *Session) Unsubscribe(channels []string) {
 			continue
 		}
 		h.mu.Lock()
-		if sub, ok := s.subs[name]; ok {
+		if sub := s.subs.remove(name); sub != nil {
 			sub.gone.Store(true)
-			delete(s.subs, name)
 			h.unsubscribeLocked(s, name)
 			h.dropSubscriptionLocked(s, sub)
 			h.stats.Subscriptions.Add(-1)
@@ -177,13 +214,17 @@ func (s *Session) reply(msg []byte) {
 // Pong answers the protocol's ping message.
 func (s *Session) Pong() { s.queueControl(s.codec.Pong()) }
 
+// verifyToken verifies a token with the policy's verifier.
+func (s *Session) verifyToken(token string) (*Grant, error) {
+	if s.policy.Tokens == nil {
+		return nil, ErrTokenInvalid
+	}
+	return s.policy.Tokens.Verify(token)
+}
+
 // addToken verifies a token and keeps its grant.
 func (s *Session) addToken(token string) error {
-	if s.policy.Tokens == nil {
-		s.tokenErr = ErrTokenInvalid
-		return s.tokenErr
-	}
-	g, err := s.policy.Tokens.Verify(token)
+	g, err := s.verifyToken(token)
 	if err != nil {
 		s.tokenErr = err
 		return err
@@ -211,8 +252,10 @@ const errAnonymousPresence = "presence channels need a token with a sub claim"
 // for a public channel), or the error code and message to answer with.
 // Presence channels are always private, and need a grant with a subject:
 // the newest such grant is the one whose subject and info make the member.
-func (s *Session) access(channel string, presence bool, tokenErr error) (g *Grant, code, msg string) {
-	if !presence && !s.policy.IsPrivate(channel) {
+// once, when not nil, is the request's single-use grant, newer than any
+// kept.
+func (s *Session) access(channel string, presence bool, tokenErr error, once *Grant) (g *Grant, code, msg string) {
+	if !presence && !s.IsPrivate(channel) {
 		return nil, "", ""
 	}
 	if s.policy.Tokens == nil {
@@ -220,8 +263,12 @@ func (s *Session) access(channel string, presence bool, tokenErr error) (g *Gran
 	}
 	now := time.Now()
 	expired, anonymous := false, false
-	for i := len(s.grants) - 1; i >= 0; i-- {
-		g := s.grants[i]
+	grants := s.grants
+	if once != nil {
+		grants = append(grants[:len(grants):len(grants)], once)
+	}
+	for i := len(grants) - 1; i >= 0; i-- {
+		g := grants[i]
 		if g.Allows(channel, now) {
 			if !presence || g.Subject != "" {
 				return g, "", ""
@@ -338,7 +385,7 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 			return false
 		}
 		for _, sub := range subs {
-			if s.subs[sub.channel] == sub {
+			if s.subs.get(sub.channel) == sub {
 				h.subscribeLocked(s, sub.channel)
 			}
 		}
@@ -364,7 +411,7 @@ func (s *Session) goLive(subs []*subscription, r Recovery) {
 			return
 		}
 		h.mu.Lock()
-		if s.subs[sub.channel] == sub {
+		if s.subs.get(sub.channel) == sub {
 			h.subscribeLocked(s, sub.channel)
 			s.queueControl(s.codec.Subscribed(sub.channel, r))
 			h.announcePresenceLocked(s, sub)
@@ -391,9 +438,9 @@ func (s *Session) announcePresence(subs []*subscription) {
 func (s *Session) lagLocked(from Cursor) {
 	h := s.hub
 	subs := make([]*subscription, 0, len(s.subs))
-	for name, sub := range s.subs {
+	for _, sub := range s.subs {
 		if sub.live {
-			h.unsubscribeLocked(s, name)
+			h.unsubscribeLocked(s, sub.channel)
 			subs = append(subs, sub)
 		}
 	}

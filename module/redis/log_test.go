@@ -474,9 +474,12 @@ func TestResumeAheadOfReader(t *testing.T) {
 	pr.setCut(false)
 	// The cursor c1 is ahead of b's head: nothing yet, but complete.
 	ctx := context.Background()
-	for {
+	for deadline := time.Now().Add(5 * time.Second); ; {
 		ev, next, ok, err := b.Range(ctx, c1, headB, 100, nil)
 		if err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("range ahead of the reader: still failing after 5 s: %v", err)
+			}
 			time.Sleep(20 * time.Millisecond) // the pool is reconnecting
 			continue
 		}

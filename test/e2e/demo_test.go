@@ -20,7 +20,7 @@ func TestDemoPageInChromium(t *testing.T) {
 	}
 	root := testenv.RepoRoot()
 	var need testenv.Needs
-	need.Check(testenv.Have("node"), "node", "apt-get install nodejs npm")
+	need.Check(testenv.NodeAtLeast(20, 19), "node 20.19+", testenv.NodeHint)
 	need.Check(testenv.Exists("/usr/bin/chromium"), "/usr/bin/chromium", "apt-get install chromium")
 	need.Check(testenv.Exists(filepath.Join(root, "test/e2e/node_modules/playwright-core")), "playwright-core", "(cd test/e2e && npm ci)")
 	need.Require(t)

@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"sort"
@@ -285,6 +287,44 @@ func TestPusherAPIRoutes(t *testing.T) {
 	}
 }
 
+// TestPusherPresenceAPI: a member joined over the Pusher protocol is what
+// the HTTP API counts and lists: user_count, users, the presence channel
+// list with user_count, and a trigger's info.
+func TestPusherPresenceAPI(t *testing.T) {
+	loadConfig(t, pusherConfig())
+	const ch = "presence-api-room"
+	var ids []string
+	for _, user := range []string{`42`, `"42"`, `"7"`} {
+		c, id := dialPusher(t, "/app/"+pusherKey+"?protocol=7", rtclient.Options{})
+		data := `{"user_id":` + user + `,"user_info":{"name":"n"}}`
+		m := hmac.New(sha256.New, []byte(pusherSecret))
+		m.Write([]byte(id + ":" + ch + ":" + data))
+		c.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": ch, "auth": pusherKey + ":" + hex.EncodeToString(m.Sum(nil)), "channel_data": data}})
+		if got := nextPusher(t, c); got.Event != "pusher_internal:subscription_succeeded" {
+			t.Fatalf("join as %s: %s %s", user, got.Event, got.Data)
+		}
+		ids = append(ids, id)
+	}
+	trigger := []byte(`{"name":"e","data":"x","channels":["` + ch + `"],"info":"user_count,subscription_count"}`)
+	for _, tc := range []struct {
+		method, path string
+		params       map[string]string
+		body         []byte
+		want         string
+	}{
+		{"GET", "/apps/7/channels/" + ch, map[string]string{"info": "user_count,subscription_count"}, nil, `200 {"occupied":true,"subscription_count":3,"user_count":2}`},
+		{"GET", "/apps/7/channels/" + ch + "/users", nil, nil, `200 {"users":[{"id":"42"},{"id":"7"}]}`},
+		{"GET", "/apps/7/channels", map[string]string{"filter_by_prefix": "presence-api-", "info": "user_count"}, nil, `200 {"channels":{"` + ch + `":{"user_count":2}}}`},
+		{"GET", "/apps/7/channels/presence-api-empty", map[string]string{"info": "user_count"}, nil, `200 {"occupied":false,"user_count":0}`},
+		{"POST", "/apps/7/events", nil, trigger, `200 {"channels":{"` + ch + `":{"subscription_count":3,"user_count":2}}}`},
+	} {
+		r := request(t, tc.method, signedURL(tc.method, tc.path, tc.params, tc.body), tc.body, jsonCT...)
+		if strings.TrimSpace(r.String()) != tc.want {
+			t.Errorf("%s %s %v:\n got %s\nwant %s", tc.method, tc.path, tc.params, r, tc.want)
+		}
+	}
+}
+
 // A reload that changes realtime_pusher keeps its connections, which keep
 // working.
 func TestPusherReloadKeepsConnections(t *testing.T) {
@@ -297,7 +337,7 @@ func TestPusherReloadKeepsConnections(t *testing.T) {
 	if r := request(t, "POST", signedURL("POST", "/apps/7/events", nil, body), body, jsonCT...); r.status != 200 {
 		t.Fatal(r)
 	}
-	for {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		m := nextPusher(t, c)
 		if m.Event == "pusher:ping" {
 			c.Send(map[string]any{"event": "pusher:pong", "data": map[string]any{}})
@@ -308,4 +348,73 @@ func TestPusherReloadKeepsConnections(t *testing.T) {
 		}
 		return
 	}
+	t.Fatalf("socket %s: the event published after the reload did not arrive within 10 s", id)
+}
+
+// TestPusherWebhookAcrossReload: realtime_pusher's webhook is signed the
+// Pusher way (the app key, hex HMAC-SHA256 of the body with the app
+// secret, Content-Type exactly application/json), and keeps posting after
+// a reload that changes the handler.
+func TestPusherWebhookAcrossReload(t *testing.T) {
+	type post struct {
+		key, sig, ct string
+		body         []byte
+	}
+	posts := make(chan post, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		posts <- post{r.Header.Get("X-Pusher-Key"), r.Header.Get("X-Pusher-Signature"), r.Header.Get("Content-Type"), b}
+	}))
+	defer srv.Close()
+	withHook := func(activity string) string {
+		return strings.Replace(pusherConfig(), "activity_timeout 2s", "activity_timeout "+activity+"\n\t\twebhook "+srv.URL+"/hook {\n\t\t\tevents member_added\n\t\t}", 1)
+	}
+	// join subscribes a new connection to a presence channel as user.
+	join := func(ch, user string) {
+		c, id := dialPusher(t, "/app/"+pusherKey+"?protocol=7", rtclient.Options{})
+		data := `{"user_id":"` + user + `"}`
+		m := hmac.New(sha256.New, []byte(pusherSecret))
+		m.Write([]byte(id + ":" + ch + ":" + data))
+		c.Send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": ch, "auth": pusherKey + ":" + hex.EncodeToString(m.Sum(nil)), "channel_data": data}})
+		if got := nextPusher(t, c); got.Event != "pusher_internal:subscription_succeeded" {
+			t.Fatalf("join: %s %s", got.Event, got.Data)
+		}
+	}
+	// added waits for the member_added of user.
+	added := func(user string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case p := <-posts:
+				m := hmac.New(sha256.New, []byte(pusherSecret))
+				m.Write(p.body)
+				if p.key != pusherKey || p.sig != hex.EncodeToString(m.Sum(nil)) || p.ct != "application/json" {
+					t.Fatalf("webhook signed %q %q as %q: %s", p.key, p.sig, p.ct, p.body)
+				}
+				var hook struct {
+					Events []struct {
+						Name   string `json:"name"`
+						UserID string `json:"user_id"`
+					} `json:"events"`
+				}
+				if err := json.Unmarshal(p.body, &hook); err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range hook.Events {
+					if e.Name == "member_added" && e.UserID == user {
+						return
+					}
+				}
+			case <-deadline:
+				t.Fatalf("no member_added for %s", user)
+			}
+		}
+	}
+	loadConfig(t, withHook("2s"))
+	join("presence-hooked", "before")
+	added("before")
+	loadConfig(t, withHook("3s"))
+	join("presence-hooked", "after")
+	added("after")
 }

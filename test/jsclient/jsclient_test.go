@@ -14,14 +14,16 @@ import (
 )
 
 func TestJSClientWithNode(t *testing.T) {
-	testenv.Require(t, testenv.Have("node"), "node (20.4 or later)", "apt-get install nodejs")
-	cmd := exec.Command("node", "--test", filepath.Join("test", "jsclient"))
+	testenv.Require(t, testenv.NodeAtLeast(20, 19), "node 20.19+", testenv.NodeHint)
+	// The file, not the directory: since Node 21, --test takes globs and
+	// a bare directory matches nothing.
+	cmd := exec.Command("node", "--test", filepath.Join("test", "jsclient", "realtime-events.test.mjs"))
 	cmd.Dir = testenv.RepoRoot()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("node --test test/jsclient: %v\n%s", err, out)
+		t.Fatalf("node --test test/jsclient/realtime-events.test.mjs: %v\n%s", err, out)
 	}
-	t.Logf("node --test test/jsclient:\n%s", testenv.Indent(lastLines(string(out), 9)))
+	t.Logf("node --test test/jsclient/realtime-events.test.mjs:\n%s", testenv.Indent(lastLines(string(out), 9)))
 }
 
 // lastLines returns the last n lines of s (node's summary).

@@ -1,8 +1,9 @@
 // pusher-js and Laravel Echo in headless Chromium (playwright-core), on a
 // page Caddy serves, with the app's /broadcasting/auth behind Caddy (a
 // Node server signing with the pusher SDK): public and private listeners,
-// toOthers(), whispers between two browsers, and .error() on a refused
-// subscription.
+// toOthers(), whispers between two browsers, .error() on a refused
+// subscription, and a presence channel (Echo's join: here, joining,
+// leaving) with the two browsers as two users.
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { api, authServer, cfg, KEY, log, main, PORT, until, waitFor } from './lib.mjs';
@@ -21,7 +22,7 @@ main(async () => {
       page.on('console', (m) => log(`[${name}] ${m.text()}`));
       page.on('pageerror', (e) => log(`[${name}] page error: ${e}`));
       await page.goto(url);
-      page.socketId = await until(page.evaluate((key) => start(key), KEY), `${name}'s subscriptions`);
+      page.socketId = await until(page.evaluate(([key, user]) => start(key, user), [KEY, name]), `${name}'s subscriptions`);
       pages.push(page);
     }
     const [ann, bob] = pages;
@@ -50,6 +51,17 @@ main(async () => {
     const err = await until(ann.evaluate(() => new Promise((r) => echo.private('forged-1').error(r))), '.error()');
     assert.equal(err.status, 401);
     log('.error() in the browser:', JSON.stringify(err));
+
+    // Presence: Ann joins, then Bob; Ann sees Bob come and, once his page
+    // is closed and the leave delay is over, go.
+    assert.deepEqual(await until(ann.evaluate(() => join('room')), "Ann's here"), [{ name: 'ann' }]);
+    assert.deepEqual(await until(bob.evaluate(() => join('room')), "Bob's here"), [{ name: 'ann' }, { name: 'bob' }]);
+    await waitFor('Ann sees Bob joining', async () => (await got(ann)).joining.length === 1);
+    assert.deepEqual((await got(ann)).joining, [{ name: 'bob' }]);
+    await bob.context().close();
+    await waitFor('Ann sees Bob leaving', async () => (await got(ann)).leaving.length === 1);
+    assert.deepEqual((await got(ann)).leaving, [{ name: 'bob' }]);
+    log('presence between browsers: ok');
   } finally {
     await browser.close();
     auth.close();

@@ -23,27 +23,31 @@ export function api(port = PORT, secret = SECRET) {
 
 // signer answers pusher-js's channel authorization in-process, as an
 // application's /broadcasting/auth does (authorizeChannel of the SDK).
-// Channels named private-forged-* are signed with a wrong secret.
-export function signer(secret = SECRET) {
+// Channels named private-forged-* (and presence-forged-*) are signed with
+// a wrong secret. On presence channels the member is user, {user_id,
+// user_info} as Laravel's authorizePresenceChannel sends it.
+export function signer(secret = SECRET, user = { user_id: '1', user_info: { name: 'test' } }) {
   const good = api(PORT, secret), bad = api(PORT, secret + '-wrong');
   return ({ socketId, channelName }, cb) => {
-    const sdk = channelName.startsWith('private-forged-') ? bad : good;
-    const data = channelName.startsWith('presence-') ? { user_id: String(cfg.userId || '1'), user_info: { name: 'test' } } : undefined;
+    const sdk = /^(private|presence)-forged-/.test(channelName) ? bad : good;
+    const data = channelName.startsWith('presence-') ? user : undefined;
     cb(null, sdk.authorizeChannel(socketId, channelName, data));
   };
 }
 
 // client is a pusher-js connection to a node, as a Laravel app's frontend
-// makes it: wsHost/wsPort, no TLS, WebSocket only, cluster unused.
+// makes it: wsHost/wsPort, no TLS, WebSocket only, cluster unused. opts.user
+// is the member its presence subscriptions are signed for.
 export function client(port = PORT, opts = {}) {
-  const c = new Pusher(opts.key || KEY, {
+  const { user, ...options } = opts;
+  const c = new Pusher(options.key || KEY, {
     cluster: 'mt1',
     wsHost: '127.0.0.1',
     wsPort: port,
     forceTLS: false,
     enabledTransports: ['ws'],
-    channelAuthorization: { customHandler: signer() },
-    ...opts,
+    channelAuthorization: { customHandler: signer(SECRET, user) },
+    ...options,
   });
   c.states = [];
   c.errors = [];
@@ -110,13 +114,16 @@ export function collect(ch, name) {
 // authServer is the application's auth endpoint (Laravel's
 // /broadcasting/auth): form-encoded socket_id and channel_name in,
 // authorizeChannel's answer out. Caddy reverse-proxies it for browsers.
+// The X-Test-User header names the user presence channels are signed for
+// (a Laravel app knows it from the session).
 export function authServer(port) {
-  const sign = signer();
   const srv = http.createServer((req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
       const f = new URLSearchParams(body);
+      const user = req.headers['x-test-user'] || '1';
+      const sign = signer(SECRET, { user_id: user, user_info: { name: user } });
       sign({ socketId: f.get('socket_id'), channelName: f.get('channel_name') }, (_, auth) => {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify(auth));

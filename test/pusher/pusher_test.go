@@ -22,6 +22,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	rthub "github.com/wprealtime/caddy-realtime/module/hub"
+	"github.com/wprealtime/caddy-realtime/module/redis"
 	"github.com/wprealtime/caddy-realtime/test/testenv"
 )
 
@@ -43,15 +45,20 @@ type settings struct {
 	BroadcastSecret string `json:"broadcastSecret"`
 	ClientEventRate int    `json:"clientEventRate"`
 	AuthPort        int    `json:"authPort"`
+	WebhookPort     int    `json:"webhookPort"`
+	// ClusterPresence says whether the nodes share presence (a backplane
+	// that keeps it), or each lists its own members.
+	ClusterPresence bool `json:"clusterPresence"`
 }
 
 // node is one Caddy running realtime_pusher.
 type node struct {
 	*testenv.Caddy
-	port     int
-	admin    string
-	cfg      string
-	authPort int
+	port        int
+	admin       string
+	cfg         string
+	authPort    int
+	webhookPort int // a scenario's webhook receiver
 }
 
 // caddyfile is a site with realtime_pusher, realtime_ws and
@@ -98,10 +105,21 @@ http://127.0.0.1:%d {
 // startNode starts a Caddy with hubOptions in its hub's block.
 func startNode(t *testing.T, hubOptions string) *node {
 	t.Helper()
+	return startNodeWith(t, hubOptions, nil)
+}
+
+// startNodeWith starts a Caddy with hubOptions in its hub's block and
+// what extra returns in its realtime_pusher block.
+func startNodeWith(t *testing.T, hubOptions string, extra func(n *node) string) *node {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		n := &node{port: testenv.FreePort(t), authPort: testenv.FreePort(t)}
+		n := &node{port: testenv.FreePort(t), authPort: testenv.FreePort(t), webhookPort: testenv.FreePort(t)}
 		n.admin = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-		n.cfg = caddyfile(n.port, n.admin, hubOptions, n.authPort, "")
+		more := ""
+		if extra != nil {
+			more = extra(n)
+		}
+		n.cfg = caddyfile(n.port, n.admin, hubOptions, n.authPort, more)
 		c, err := n.start(t)
 		if err == nil {
 			n.Caddy = c
@@ -124,7 +142,7 @@ func (n *node) start(t *testing.T) (*testenv.Caddy, error) {
 }
 
 func (n *node) settings(more ...*node) settings {
-	s := settings{Ports: []int{n.port}, Key: appKey, Secret: appSecret, AppID: appID, BroadcastSecret: broadcastSecret, ClientEventRate: clientEventRate, AuthPort: n.authPort}
+	s := settings{Ports: []int{n.port}, Key: appKey, Secret: appSecret, AppID: appID, BroadcastSecret: broadcastSecret, ClientEventRate: clientEventRate, AuthPort: n.authPort, WebhookPort: n.webhookPort}
 	for _, m := range more {
 		s.Ports = append(s.Ports, m.port)
 	}
@@ -140,7 +158,7 @@ func needClients(t *testing.T, browser bool) {
 	}
 	dir := filepath.Join(testenv.RepoRoot(), "test/pusher")
 	var need testenv.Needs
-	need.Check(testenv.Have("node"), "node", "apt-get install nodejs npm")
+	need.Check(testenv.NodeAtLeast(20, 19), "node 20.19+", testenv.NodeHint)
 	for _, pkg := range []string{"pusher-js", "laravel-echo", "pusher", "ws"} {
 		need.Check(testenv.Exists(filepath.Join(dir, "node_modules", pkg)), pkg, "(cd test/pusher && npm ci)")
 	}
@@ -335,6 +353,40 @@ func TestStopAndRestart(t *testing.T) {
 // events cross nodes.
 func TestTwoNodesOnRedis(t *testing.T) {
 	needClients(t, false)
+	hub := redisHub(t)
+	a, b := startNode(t, hub), startNode(t, hub)
+	run(t, "redis.mjs", a.settings(b))
+}
+
+// TestPresenceTwoNodesOnRedis: one user on each of two nodes sharing a
+// Redis, then the same user on both, with pusher-js and the webhook of
+// both nodes. With a backplane that keeps presence, each sees the other,
+// the same user is one member, both nodes' APIs list both, and the cluster
+// sends each member event once; with one that does not, each node lists
+// its own members (the scenario checks that instead, and says so).
+func TestPresenceTwoNodesOnRedis(t *testing.T) {
+	needClients(t, false)
+	hubOptions := redisHub(t) + "\n\t\t\tpresence_leave_delay 500ms"
+	hookPort := testenv.FreePort(t)
+	hook := func(*node) string {
+		return fmt.Sprintf("webhook http://127.0.0.1:%d/hook {\n\t\t\tevents member_added member_removed\n\t\t}", hookPort)
+	}
+	a, b := startNodeWith(t, hubOptions, hook), startNodeWith(t, hubOptions, hook)
+	s := a.settings(b)
+	s.WebhookPort = hookPort
+	var l any = (*redis.Log)(nil)
+	_, s.ClusterPresence = l.(rthub.PresenceLog)
+	if !s.ClusterPresence {
+		t.Log("the Redis backplane keeps no presence: checking that each node lists its own members")
+	}
+	run(t, "presence_redis.mjs", s)
+}
+
+// redisHub returns the hub options of a hub on the test's Redis, under a
+// key prefix of its own that the test removes; it skips the test without
+// a Redis.
+func redisHub(t *testing.T) string {
+	t.Helper()
 	addr := "127.0.0.1:6379"
 	if a := os.Getenv("REALTIME_TEST_REDIS"); a != "" {
 		addr = a
@@ -352,9 +404,35 @@ func TestTwoNodesOnRedis(t *testing.T) {
 			rdb.Del(context.Background(), keys...)
 		}
 	})
-	hub := fmt.Sprintf(`redis "redis://%s/0?prefix=%s"`, addr, prefix)
-	a, b := startNode(t, hub), startNode(t, hub)
-	run(t, "redis.mjs", a.settings(b))
+	return fmt.Sprintf(`redis "redis://%s/0?prefix=%s"`, addr, prefix)
+}
+
+// presenceHub are the hub options of the presence scenarios: a short leave
+// delay, so that leaves show quickly, and a small member limit.
+const presenceHub = "presence_leave_delay 500ms\n\t\t\tpresence_max_members 3"
+
+// TestPresence: Laravel Echo's join().here/joining/leaving and pusher-js's
+// members with two users (one with two tabs), numeric and string ids,
+// client events with user_id, a join over the member limit refused, and
+// the HTTP API's user_count and users.
+func TestPresence(t *testing.T) {
+	needClients(t, false)
+	n := startNode(t, presenceHub)
+	run(t, "presence.mjs", n.settings())
+}
+
+// TestWebhook: realtime_pusher's webhook, every POST verified with the
+// pusher SDK's webhook().isValid() by a real receiver: occupied, vacated,
+// member and client events, each once, the first POST refused and sent
+// again.
+func TestWebhook(t *testing.T) {
+	needClients(t, false)
+	n := startNodeWith(t, presenceHub, func(n *node) string {
+		return fmt.Sprintf(`webhook http://127.0.0.1:%d/hook {
+			events channel_occupied channel_vacated member_added member_removed client_event
+		}`, n.webhookPort)
+	})
+	run(t, "webhook.mjs", n.settings())
 }
 
 // TestBrowser: pusher-js and Laravel Echo in headless Chromium, on a page

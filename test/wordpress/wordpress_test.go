@@ -141,7 +141,7 @@ func TestWordPressEndToEnd(t *testing.T) {
 		conn.Close()
 	}
 	node := lookPath("node")
-	need.Check(node != "", "node", "apt-get install nodejs npm")
+	need.Check(node != "" && testenv.NodeAtLeast(20, 19), "node 20.19+", testenv.NodeHint)
 	playwright := ""
 	for _, dir := range []string{filepath.Join(here, "node_modules", "playwright-core"), filepath.Join(root, "test", "e2e", "node_modules", "playwright-core")} {
 		if exists(filepath.Join(dir, "package.json")) {

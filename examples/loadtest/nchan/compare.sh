@@ -12,7 +12,9 @@
 #   idle      10,000 idle subscribers, memory measured 30 s after the last connect
 #   flood     1,000 subscribers, one publisher back to back for 10 s
 #   rate200   1,000 subscribers, 200 events/s for 10 s
-#   latency   10,000 subscribers, 2 events/s for 15 s
+#   latency   10,000 subscribers, one sequential publisher at 2 events/s for 15 s
+#   wp        WordPress-shaped: 1,000 subscribers, one publisher posting sequentially on one
+#             keep-alive connection at 200 events/s for 10 s (1 ms coalescing rarely batches)
 #   publish   1 subscriber, 32 concurrent publishers for 10 s
 #   publish-batch  1 subscriber, 32 publishers offering 40,000 events/s for 10 s, the module
 #             taking 10 per request (a JSON array body; nchan has no batch form, so it gets
@@ -33,13 +35,15 @@
 # working tree), LOADTEST_FLAGS (extra flags for every run), QUIET_BUSY (0.3: wait
 # before each run until other processes use less than this many cores), QUIET_WAIT (300 s
 # at most, then run anyway and say so), NICE (0: niceness of both servers and the load
-# tool, e.g. -10 to keep other work on a shared machine from dominating the figures).
+# tool, e.g. -10 to keep other work on a shared machine from dominating the figures),
+# TRACE (1: also capture a Go execution trace of the module's Caddy for each of its runs,
+# <scenario>-realtime-<run>.trace in the result dir; open with `go tool trace`).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 runs=${RUNS:-3}
-scenarios=${SCENARIOS:-"idle flood rate200 latency publish"}
+scenarios=${SCENARIOS:-"idle flood rate200 wp latency publish"}
 out=${OUT:-/tmp/loadtest-compare-$(date +%Y%m%d-%H%M%S)}
 workers=${NCHAN_WORKERS:-2}
 export RT_PORT=${RT_PORT:-8480} RT_TLS_PORT=${RT_TLS_PORT:-8443} RT_ADMIN=${RT_ADMIN:-localhost:2019}
@@ -153,6 +157,7 @@ args_for() { # scenario
 	flood | flood-tls) echo "-subs 1000 -pubs 1 -duration 10s -timeout 3m" ;;
 	rate200) echo "-subs 1000 -rate 200 -pubs 4 -duration 10s -timeout 3m" ;;
 	latency) echo "-subs 10000 -rate 2 -duration 15s -ramp 5000 -timeout 3m" ;;
+	wp) echo "-subs 1000 -rate 200 -pubs 1 -duration 10s -timeout 3m" ;;
 	publish) echo "-subs 1 -pubs 32 -duration 10s -timeout 3m" ;;
 	publish-batch) echo "-subs 1 -pubs 32 -rate 40000 -max-resumes 1000 -duration 10s -timeout 3m" ;; # the module's -batch is added by one()
 	smoke) echo "-subs 200 -duration 2s -timeout 1m" ;;
@@ -189,6 +194,7 @@ one() { # scenario target run
 	# shellcheck disable=SC2046
 	local batch=""
 	[ "$1" = publish-batch ] && [ "$2" = realtime ] && batch="-batch 10" # nchan takes one event per request
+	[ "${TRACE:-0}" = 1 ] && [ "$2" = realtime ] && batch="$batch -trace $out/$1-$2-$3.trace -admin http://$RT_ADMIN"
 	run_nice timeout 240 "$out/loadtest" -target "$2" $(urls_for "$2" "$1") $(args_for "$1") $batch $extra \
 		-label "$1/$2/$3" -json -quiet >"$f" 2>"$out/$1-$2-$3.err" || log "run exited $? (see $f)"
 	"stop_$2"

@@ -117,7 +117,7 @@ func (Codec) Error(e hub.ErrorMessage) []byte {
 		typ, status = "AuthError", 401
 	case hub.CodeForbidden:
 		typ, status = "AuthError", 403
-	case hub.CodeTooManySubscriptions:
+	case hub.CodeTooManySubscriptions, hub.CodeMemberLimit:
 		typ, status = "LimitReached", CloseOverCapacity
 	case hub.CodeBadRequest:
 		typ, status = "BadRequest", 400

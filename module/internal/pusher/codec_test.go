@@ -183,7 +183,6 @@ func TestCloseCodes(t *testing.T) {
 		hub.DisconnectBackplaneReplaced:              CloseReconnect,
 		hub.DisconnectGap:                            CloseReconnect,
 		hub.DisconnectSlowConsumer:                   CloseOverCapacity,
-		hub.DisconnectPolicy:                         wsframe.ClosePolicy,
 		hub.ProtocolViolation(1009, "too big"):       1009,
 		hub.ClientClosed(wsframe.CloseNoStatus):      wsframe.CloseNormal,
 		hub.ClientClosed(4000):                       4000,

@@ -46,7 +46,9 @@ var errNotACredential = errors.New("invalid auth")
 
 // Verify checks a Credential and grants its one channel. The channel must
 // be a valid name, which has no '*': the grant's channel is matched as a
-// pattern.
+// pattern. On a presence channel the grant's subject and info are the
+// member that channel_data names, read from the exact bytes the signature
+// covers: a client can only join as the user the application signed.
 func (a Authorizer) Verify(token string) (*hub.Grant, error) {
 	var c credential
 	if err := json.Unmarshal([]byte(token), &c); err != nil || !hub.ValidChannel(c.Channel) || !ValidSocketID(c.SocketID) {
@@ -56,7 +58,15 @@ func (a Authorizer) Verify(token string) (*hub.Grant, error) {
 	if err := VerifyChannel(a.Key, a.Secret, c.SocketID, sub); err != nil {
 		return nil, err
 	}
-	return &hub.Grant{Channels: []string{c.Channel}, Expires: neverExpires}, nil
+	g := &hub.Grant{Channels: []string{c.Channel}, Expires: neverExpires}
+	if IsPresence(c.Channel) {
+		m, err := ParseChannelData(c.ChannelData)
+		if err != nil {
+			return nil, err
+		}
+		g.Subject, g.Info = m.ID, m.Info
+	}
+	return g, nil
 }
 
 var _ hub.TokenVerifier = Authorizer{}

@@ -3,6 +3,7 @@ package pusher
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -14,9 +15,10 @@ import (
 // it accepts; each keeps the Endpoint it was accepted under, as it keeps
 // its hub.Policy.
 type Endpoint struct {
-	// Policy is the sessions' policy; its IsPrivate says which channels
-	// need an auth signature (private-*, presence-* and any extra
-	// patterns), and its Tokens is an Authorizer.
+	// Policy is the sessions' policy; with the hub's private patterns
+	// (Session.IsPrivate) it says which channels need an auth signature
+	// (private-*, presence-* and any extra patterns), and its Tokens is an
+	// Authorizer.
 	Policy *hub.Policy
 	// ClientEvents lets clients send client-* events on private and
 	// presence channels.
@@ -81,13 +83,21 @@ func (c *Conn) subscribe(s *hub.Session, data []byte) {
 		s.QueueControl(ErrorFrame(0, err.Error()))
 		return
 	}
-	if IsPresence(sub.Channel) {
-		s.QueueControl(SubscriptionError(sub.Channel, "UnsupportedFeature", "presence channels are not supported yet", 501))
-		return
+	// A presence channel over the hub's member limit refuses the join:
+	// Pusher's frames cannot show a channel by its count alone.
+	o := hub.SubscribeOptions{MemberLimit: IsPresence(sub.Channel)}
+	if IsPresence(sub.Channel) && sub.HasChannelData {
+		// Malformed member data is the application's mistake, not a
+		// wrong signature: say what is wrong with it.
+		if _, err := ParseChannelData(sub.ChannelData); err != nil {
+			s.QueueControl(SubscriptionError(sub.Channel, "BadRequest", err.Error(), 400))
+			return
+		}
 	}
-	var o hub.SubscribeOptions
-	if hub.ValidChannel(sub.Channel) && c.e.Policy.IsPrivate(sub.Channel) {
-		o.Token = Credential(s.ID(), sub)
+	if hub.ValidChannel(sub.Channel) && (s.IsPrivate(sub.Channel) || IsPresence(sub.Channel)) {
+		// A signature is good for this subscription alone: the session
+		// keeps no grant of it.
+		o.Token, o.SingleUse = Credential(s.ID(), sub), true
 	}
 	s.Subscribe([]string{sub.Channel}, o)
 }
@@ -114,7 +124,9 @@ func (c *Conn) clientEvent(s *hub.Session, m Message) {
 	case len(m.Data) > MaxDataSize:
 		reject("Client event rejected: data over " + strconv.Itoa(MaxDataSize) + " bytes")
 		return
-	case !s.IsSubscribed(m.Channel):
+	}
+	user, subscribed := s.SubscribedAs(m.Channel)
+	if !subscribed {
 		reject("Client event rejected: the client is not subscribed to " + m.Channel)
 		return
 	}
@@ -124,10 +136,41 @@ func (c *Conn) clientEvent(s *hub.Session, m Message) {
 		// The reader's buffer is reused: the log keeps its own copy.
 		Payload: bytes.Clone(m.Data),
 		Exclude: s.ID(),
+		// On a presence channel the others learn who sent it: the member
+		// its signature named, never anything the client says.
+		UserID: user,
 	}
-	if _, err := s.Hub().Publish(context.Background(), []*hub.Publication{p}); err != nil {
+	h := s.Hub()
+	if _, err := h.Publish(context.Background(), []*hub.Publication{p}); err != nil {
 		reject("Client event could not be delivered: " + err.Error())
+		return
 	}
+	if h.WantsWebhook(hub.WebhookClientEvent) {
+		ev := hub.WebhookEvent{Name: "client_event", Channel: m.Channel, Event: m.Event, Data: webhookData(m.Data), SocketID: s.ID(), UserID: user}
+		ctx, cancel := context.WithTimeout(context.Background(), webhookAddTimeout)
+		// A webhook that cannot be queued is lost, like one the queue
+		// drops when full; the event itself was delivered.
+		_ = h.Webhooks().Add(ctx, []hub.WebhookEvent{ev})
+		cancel()
+	}
+}
+
+// webhookAddTimeout bounds queuing a client_event webhook (a round trip to
+// Redis when the hub has one).
+const webhookAddTimeout = 2 * time.Second
+
+// webhookData is a client event's data as a client_event webhook carries
+// it, a string as in Pusher's: a JSON string's content, any other JSON
+// value as its text.
+func webhookData(data json.RawMessage) string {
+	d := bytes.TrimSpace(data)
+	if len(d) > 0 && d[0] == '"' {
+		var s string
+		if json.Unmarshal(d, &s) == nil {
+			return s
+		}
+	}
+	return string(d)
 }
 
 // allow reports whether the rate limit has room for one more client event

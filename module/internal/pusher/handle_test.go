@@ -203,9 +203,16 @@ func TestSubscriptions(t *testing.T) {
 	cl.subscribed("user.2")
 	cl.subscribe("bad name", false)
 	cl.c.waitFor(t, "subscription_error on a bad name", isEvent("pusher:subscription_error", "bad name"))
-	// Presence waits for presence support.
-	cl.send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "presence-x", "auth": "k:s", "channel_data": "{}"}})
-	cl.c.waitFor(t, "subscription_error on presence", isEvent("pusher:subscription_error", "presence-x"))
+	// Presence needs a signature over the member, and member data that
+	// names a user.
+	cl.send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "presence-x", "auth": "k:s", "channel_data": `{"user_id":"1"}`}})
+	cl.send(map[string]any{"event": "pusher:subscribe", "data": map[string]any{"channel": "presence-y", "auth": "k:s", "channel_data": "{}"}})
+	for ch, want := range map[string]string{"presence-x": "AuthError 401", "presence-y": "BadRequest 400"} {
+		m := cl.c.waitFor(t, "subscription_error on "+ch, isEvent("pusher:subscription_error", ch))
+		if d := m["data"].(map[string]any); fmt.Sprint(d["type"], " ", d["status"]) != want {
+			t.Errorf("%s: %v, want %s", ch, m, want)
+		}
+	}
 	// Bad messages get pusher:error and change nothing.
 	for _, bad := range []string{`nope`, `{}`, `{"event":"pusher:subscribe","data":5}`, `{"event":"what"}`, `{"event":"pusher:signin","data":{}}`} {
 		cl.p.Handle(cl.s, []byte(bad))
