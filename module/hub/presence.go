@@ -197,6 +197,9 @@ type Holding struct {
 	Channel string
 	User    string
 	Info    json.RawMessage
+	// Limit is the member limit its join would carry (JoinOptions.Limit):
+	// set while every subscription on it takes a refusal over the limit.
+	Limit int
 }
 
 // PresenceLog is implemented by logs that several nodes share and that keep

@@ -805,10 +805,16 @@ func (h *Hub) heldPresence() []Holding {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]Holding, 0, len(h.presence.holds))
+	limit := h.pconfig.Load().MaxMembers
 	for k, hd := range h.presence.holds {
-		if hd.wanted() {
-			out = append(out, Holding{Channel: k.channel, User: k.user, Info: hd.info})
+		if !hd.wanted() || hd.refused {
+			continue // a refused hold is not the store's
 		}
+		hl := Holding{Channel: k.channel, User: k.user, Info: hd.info}
+		if k.user != "" && hd.conns > 0 && hd.conns == hd.limited {
+			hl.Limit = limit
+		}
+		out = append(out, hl)
 	}
 	return out
 }

@@ -235,6 +235,7 @@ type holdOp struct {
 	channel string
 	user    string
 	info    []byte
+	limit   int // a join's member limit (JoinOptions.Limit); 0: none
 }
 
 // opResult is what an operation did.
@@ -256,7 +257,7 @@ type holdReply struct {
 
 // Join implements hub.PresenceStore.
 func (p *presence) Join(ctx context.Context, channel string, m hub.Member, o hub.JoinOptions) (hub.PresenceResult, error) {
-	r, err := p.own(ctx, holdOp{kind: 'j', channel: channel, user: m.ID, info: m.Info}, o.Hooks, o.Limit)
+	r, err := p.own(ctx, holdOp{kind: 'j', channel: channel, user: m.ID, info: m.Info, limit: o.Limit}, o.Hooks)
 	if err != nil {
 		return hub.PresenceResult{}, err
 	}
@@ -265,7 +266,7 @@ func (p *presence) Join(ctx context.Context, channel string, m hub.Member, o hub
 
 // Leave implements hub.PresenceStore.
 func (p *presence) Leave(ctx context.Context, channel, user string, hooks hub.WebhookSet) (hub.PresenceResult, error) {
-	r, err := p.own(ctx, holdOp{kind: 'l', channel: channel, user: user}, hooks, 0)
+	r, err := p.own(ctx, holdOp{kind: 'l', channel: channel, user: user}, hooks)
 	if err != nil {
 		return hub.PresenceResult{}, err
 	}
@@ -274,35 +275,35 @@ func (p *presence) Leave(ctx context.Context, channel, user string, hooks hub.We
 
 // Occupy implements hub.PresenceStore.
 func (p *presence) Occupy(ctx context.Context, channel string, hooks hub.WebhookSet) error {
-	_, err := p.own(ctx, holdOp{kind: 'o', channel: channel}, hooks, 0)
+	_, err := p.own(ctx, holdOp{kind: 'o', channel: channel}, hooks)
 	return err
 }
 
 // Vacate implements hub.PresenceStore.
 func (p *presence) Vacate(ctx context.Context, channel string, hooks hub.WebhookSet) error {
-	_, err := p.own(ctx, holdOp{kind: 'v', channel: channel}, hooks, 0)
+	_, err := p.own(ctx, holdOp{kind: 'v', channel: channel}, hooks)
 	return err
 }
 
 // own makes one operation on this node's holds: in Redis while it
 // answers, else alone (presence_outage.go). A node that others took for
 // dead registers again first.
-func (p *presence) own(ctx context.Context, op holdOp, hooks hub.WebhookSet, limit int) (opResult, error) {
+func (p *presence) own(ctx context.Context, op holdOp, hooks hub.WebhookSet) (opResult, error) {
 	for attempt := 0; ; attempt++ {
 		p.calls.RLock()
 		if !p.isUp() {
-			r := p.decideAlone(op, limit)
+			r := p.decideAlone(op)
 			p.calls.RUnlock()
 			return r, nil
 		}
 		p.inflight.Add(1)
-		rep, err := p.runHold(ctx, p.node, "own", []holdOp{op}, hooks, limit)
+		rep, err := p.runHold(ctx, p.node, "own", []holdOp{op}, hooks)
 		p.inflight.Add(-1)
 		p.finished.Add(1)
 		switch {
 		case err != nil && p.outage(err):
 			p.down(err)
-			r := p.decideAlone(op, limit)
+			r := p.decideAlone(op)
 			p.calls.RUnlock()
 			return r, nil
 		case err != nil:
@@ -384,12 +385,12 @@ func (p *presence) unholdLocked(k holdKey) {
 // runHold runs the hold script on node's holds: mode "own" for this node,
 // "reap" for a dead one. Operations on more than holdBatch are split, each
 // part atomic.
-func (p *presence) runHold(ctx context.Context, node, mode string, ops []holdOp, hooks hub.WebhookSet, limit int) (*holdReply, error) {
+func (p *presence) runHold(ctx context.Context, node, mode string, ops []holdOp, hooks hub.WebhookSet) (*holdReply, error) {
 	var out *holdReply
 	for len(ops) > 0 || out == nil {
 		part := ops[:min(len(ops), holdBatch)]
 		ops = ops[len(part):]
-		r, err := p.runHoldPart(ctx, node, mode, part, hooks, limit)
+		r, err := p.runHoldPart(ctx, node, mode, part, hooks)
 		if err != nil {
 			return nil, err
 		}
@@ -406,7 +407,7 @@ func (p *presence) runHold(ctx context.Context, node, mode string, ops []holdOp,
 	return out, nil
 }
 
-func (p *presence) runHoldPart(ctx context.Context, node, mode string, ops []holdOp, hooks hub.WebhookSet, limit int) (*holdReply, error) {
+func (p *presence) runHoldPart(ctx context.Context, node, mode string, ops []holdOp, hooks hub.WebhookSet) (*holdReply, error) {
 	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
 	defer cancel()
 	fence := "0"
@@ -423,8 +424,8 @@ func (p *presence) runHoldPart(ctx context.Context, node, mode string, ops []hol
 	}
 	keys := []string{p.meta, p.stream, p.nodes, p.hooks, p.holdsOf(node), p.chansOf(node), p.occ}
 	index := make(map[string]int)
-	args := make([]any, 0, 8+5*len(ops))
-	args = append(args, fence, hub.NewEpoch(), changeStreamLen, webhookStreamLen, node, mode, hookFlags(hooks), limit)
+	args := make([]any, 0, 7+6*len(ops))
+	args = append(args, fence, hub.NewEpoch(), changeStreamLen, webhookStreamLen, node, mode, hookFlags(hooks))
 	for _, op := range ops {
 		k := 0
 		if op.kind == 'j' || op.kind == 'l' {
@@ -434,7 +435,7 @@ func (p *presence) runHoldPart(ctx context.Context, node, mode string, ops []hol
 				index[op.channel] = k
 			}
 		}
-		args = append(args, string(op.kind), k, op.channel, op.user, string(op.info))
+		args = append(args, string(op.kind), k, op.channel, op.user, string(op.info), op.limit)
 	}
 	res, err := holdScript.Run(ctx, p.l.rdb, keys, args...).Slice()
 	received := time.Now()
@@ -679,13 +680,13 @@ func (p *presence) register(ctx context.Context) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("redis presence: %w", err)
 	}
-	want := make(map[holdKey][]byte, len(held))
+	want := make(map[holdKey]hub.Holding, len(held))
 	wantOcc := make(map[string]struct{})
 	for _, h := range held {
 		if h.User == "" {
 			wantOcc[h.Channel] = struct{}{}
 		} else {
-			want[holdKey{h.Channel, h.User}] = h.Info
+			want[holdKey{h.Channel, h.User}] = h
 		}
 	}
 	has := make(map[holdKey]struct{})
@@ -710,21 +711,28 @@ func (p *presence) register(ctx context.Context) error {
 			occupies = append(occupies, holdOp{kind: 'o', channel: c})
 		}
 	}
-	for k, info := range want {
+	for k, h := range want {
 		if _, ok := has[k]; !ok {
-			joins = append(joins, holdOp{kind: 'j', channel: k.channel, user: k.user, info: info})
+			joins = append(joins, holdOp{kind: 'j', channel: k.channel, user: k.user, info: h.Info, limit: h.Limit})
 		}
 	}
 	// Members leave before their channels are vacated, and channels are
 	// occupied before members are added, as Pusher sends them.
 	ops := append(append(append(leaves, vacates...), occupies...), joins...)
 	if len(ops) > 0 {
-		r, err := p.runHold(ctx, p.node, "own", ops, s.hooks, 0)
+		r, err := p.runHold(ctx, p.node, "own", ops, s.hooks)
 		if err != nil {
 			return err
 		}
 		if r.status != "ok" {
 			return fmt.Errorf("redis presence: registration refused (%s)", r.status)
+		}
+		for i, op := range ops {
+			if r.ops[i].status == "full" {
+				// Over the member limit now: not registered (its
+				// subscriptions stay, not members, until they leave).
+				delete(want, holdKey{op.channel, op.user})
+			}
 		}
 	}
 	res, err := headScript.Run(ctx, p.l.rdb, []string{p.meta}).Slice()

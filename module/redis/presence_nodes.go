@@ -236,7 +236,7 @@ func (p *presence) reap(ctx context.Context, dead string, hooks hub.WebhookSet) 
 		for _, c := range oc.Val() {
 			ops = append(ops, holdOp{kind: 'v', channel: c})
 		}
-		r, err := p.runHoldPart(ctx, dead, "reap", ops, hooks, 0)
+		r, err := p.runHoldPart(ctx, dead, "reap", ops, hooks)
 		if err != nil {
 			p.log.Warn("redis presence: reaping a dead node", zap.String("node", dead), zap.Error(err))
 			return

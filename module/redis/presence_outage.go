@@ -134,7 +134,7 @@ func (p *presence) localPosLocked() hub.Cursor {
 // decideAlone makes an operation while Redis does not answer: see the top
 // of this file. Channels' occupancy is only recorded (for the registration
 // that follows). It delivers the change, if any, to the hub.
-func (p *presence) decideAlone(op holdOp, limit int) opResult {
+func (p *presence) decideAlone(op holdOp) opResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := holdKey{op.channel, op.user}
@@ -152,7 +152,7 @@ func (p *presence) decideAlone(op holdOp, limit int) opResult {
 				return opResult{status: "more", pos: p.localPosLocked(), count: cc.count}
 			}
 		}
-		if limit > 0 && cc.count >= limit {
+		if op.limit > 0 && cc.count >= op.limit {
 			p.unholdLocked(k)
 			return opResult{status: "full", pos: p.localPosLocked(), count: cc.count}
 		}

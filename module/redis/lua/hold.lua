@@ -13,11 +13,12 @@
 -- ARGV (after the prelude's four): ARGV[5] the node, ARGV[6] "own" (the
 -- node is this one, which must be alive) or "reap" (a node whose heartbeat
 -- expired, whose holds a survivor takes away), ARGV[7] the webhooks to
--- queue (four characters "0"/"1": occupied, vacated, added, removed),
--- ARGV[8] a member limit for joins (0: none), then five per operation:
--- kind ("j" join, "l" leave, "o" occupy, "v" vacate), the index in KEYS of
--- the channel's members hash (its holders' follows; 0 for o and v), the
--- channel, the user, the info.
+-- queue (four characters "0"/"1": occupied, vacated, added, removed), then
+-- six per operation: kind ("j" join, "l" leave, "o" occupy, "v" vacate),
+-- the index in KEYS of the channel's members hash (its holders' follows; 0
+-- for o and v), the channel, the user, the info, and for a join the member
+-- limit (0: none; a user who would be a new member of a channel that has
+-- that many is refused: "full").
 --
 -- It answers the prelude's head, then the node's holds left ("reap" only),
 -- then per operation its status, its change's ID ("" for none) and the
@@ -31,12 +32,11 @@ if not own and live then
   return reply('alive')
 end
 local hooks = ARGV[7]
-local limit = tonumber(ARGV[8])
 local out = {}
-local a = 9
+local a = 8
 while a <= #ARGV do
-  local op, k, c, u, info = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  a = a + 5
+  local op, k, c, u, info, limit = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5])
+  a = a + 6
   local status, id, count = 'noop', '', 0
   if op == 'j' or op == 'l' then
     local pm, pn = KEYS[k], KEYS[k + 1]
