@@ -141,7 +141,9 @@ func TestPresenceTwoNodes(t *testing.T) {
 	t.Logf("%d steps in %v; %d tabs open", steps, time.Since(started).Round(time.Millisecond), len(tabs))
 	checkHooks := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
+		// A killed sender's lease (15 s) runs out before the other node
+		// sends.
+		deadline := time.Now().Add(30 * time.Second)
 		for sameHistories(hooks.byUser(ch), expected) != "" && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
