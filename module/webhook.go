@@ -296,8 +296,11 @@ func (s *webhookSender) run(ctx context.Context) {
 				}
 			}
 		}
-		if !s.deliver(ctx, events, log) {
+		switch s.deliver(ctx, events, log) {
+		case deliveryStopped:
 			return
+		case deliveryHandedOver:
+			continue // another node sends them; Read waits for the lease
 		}
 		if err := q.Ack(ctx, s.name, events[len(events)-1].Pos); err != nil && ctx.Err() == nil {
 			log().Warn("acknowledging webhook events", errField(err))
@@ -305,13 +308,29 @@ func (s *webhookSender) run(ctx context.Context) {
 	}
 }
 
+// deliveryResult is how a batch's delivery ended.
+type deliveryResult int
+
+const (
+	deliveryDone       deliveryResult = iota // answered 2xx, or given up on: acknowledge it
+	deliveryStopped                          // ctx ended first: the events stay queued
+	deliveryHandedOver                       // the queue gave the target to another node, which sends them
+)
+
+// leasedQueue is a queue shared by nodes that gives each target to one
+// node at a time (the Redis queue): a sender stops retrying a batch once
+// its node no longer holds the target, so that two nodes never send it at
+// once, out of order.
+type leasedQueue interface {
+	Holds(target string) bool
+}
+
 // deliver posts the events the target wants until the receiver answers
-// 2xx or the oldest is too old to keep trying; it returns false when ctx
-// ended first (the events stay queued).
-func (s *webhookSender) deliver(ctx context.Context, events []hub.WebhookEvent, log func() *zap.Logger) bool {
+// 2xx or the oldest is too old to keep trying.
+func (s *webhookSender) deliver(ctx context.Context, events []hub.WebhookEvent, log func() *zap.Logger) deliveryResult {
 	t := s.target.Load()
 	if t == nil {
-		return true
+		return deliveryDone
 	}
 	var send []hub.WebhookEvent
 	for _, e := range events {
@@ -320,31 +339,36 @@ func (s *webhookSender) deliver(ctx context.Context, events []hub.WebhookEvent, 
 		}
 	}
 	if len(send) == 0 {
-		return true
+		return deliveryDone
 	}
+	lq, _ := s.ph.Webhooks().(leasedQueue)
 	body := webhookBody(send)
 	for attempt := 0; ; attempt++ {
 		if t = s.target.Load(); t == nil {
-			return true
+			return deliveryDone
+		}
+		if lq != nil && !lq.Holds(s.name) {
+			log().Warn("webhook delivery handed over to another node", zap.Int("events", len(send)))
+			return deliveryHandedOver
 		}
 		err := postWebhook(ctx, t, body)
 		if err == nil {
 			metrics.webhookEvents.WithLabelValues(s.ph.name, "sent").Add(float64(len(send)))
-			return true
+			return deliveryDone
 		}
 		if ctx.Err() != nil {
-			return false
+			return deliveryStopped
 		}
 		metrics.webhookFailures.WithLabelValues(s.ph.name).Inc()
 		if time.Since(send[0].Time) > webhookGiveUp {
 			metrics.webhookEvents.WithLabelValues(s.ph.name, "dropped").Add(float64(len(send)))
 			log().Error("webhook events dropped: the receiver did not take them within an hour", zap.Int("events", len(send)), errField(err))
-			return true
+			return deliveryDone
 		}
 		wait := retryDelay(attempt)
 		log().Warn("webhook delivery failed; retrying", zap.Int("events", len(send)), zap.Duration("retry_in", wait), errField(err))
 		if !sleep(ctx, wait) {
-			return false
+			return deliveryStopped
 		}
 	}
 }

@@ -57,7 +57,11 @@
 // protocol) ask for joins over the member limit to be refused
 // (SubscribeOptions.MemberLimit): their hold's Join carries the limit, the
 // store decides atomically, and a refused hold's subscriptions are
-// answered and dropped before they are announced.
+// answered and dropped before they are announced. A snapshot read across
+// a resync, or of another epoch than the changes delivered since, is read
+// again. A store that acts on the hub's settings itself (a store shared by
+// nodes beats by the TTL, says goodbye for the leave delay, queues the
+// webhooks of a dead node's members) implements PresenceConfigReceiver.
 //
 // # Goroutines
 //

@@ -197,6 +197,9 @@ type Holding struct {
 	Channel string
 	User    string
 	Info    json.RawMessage
+	// Limit is the member limit its join would carry (JoinOptions.Limit):
+	// set while every subscription on it takes a refusal over the limit.
+	Limit int
 }
 
 // PresenceLog is implemented by logs that several nodes share and that keep
@@ -207,6 +210,17 @@ type PresenceLog interface {
 	Presence() PresenceStore
 	// Webhooks returns the queue that the store's decisions go to.
 	Webhooks() WebhookQueue
+}
+
+// PresenceConfigReceiver is implemented by a store that acts on the hub's
+// presence settings and webhook events itself. A store shared by nodes
+// beats and reaps by the presence TTL, says goodbye for the leave delay
+// when its node stops, and queues the webhooks of the members of a dead
+// node that it reaps: those follow the hub's settings, not any one call.
+// The hub passes both on when either changes, without holding its lock;
+// a store that does not implement it is never told.
+type PresenceConfigReceiver interface {
+	SetPresenceConfig(c PresenceConfig, hooks WebhookSet)
 }
 
 // Presence returns who is on channel, for the whole hub: the answer to the
@@ -241,4 +255,18 @@ func (h *Hub) SetPresence(c PresenceConfig) {
 	}
 	c.Patterns = append([]string(nil), c.Patterns...)
 	h.pconfig.Store(&c)
+	h.configureStore()
+}
+
+// configureStore passes the presence settings and the webhook events on to
+// a store that wants them. It is called without h.mu.
+func (h *Hub) configureStore() {
+	r, ok := h.presence.store.(PresenceConfigReceiver)
+	if !ok {
+		return
+	}
+	h.mu.Lock()
+	hooks := h.presence.hooks
+	h.mu.Unlock()
+	r.SetPresenceConfig(*h.pconfig.Load(), hooks)
 }

@@ -86,6 +86,7 @@ type presenceChannel struct {
 	// under way, and dropped otherwise: the next snapshot has them.
 	ready    bool
 	fetching bool
+	again    bool // a resync came during the fetch: its snapshot may be of before the cause
 	reset    bool // when the fetch ends, send the snapshot to every receiver
 	snapPos  Cursor
 	count    int
@@ -396,6 +397,10 @@ func (h *Hub) refetchLocked(pc *presenceChannel) {
 	pc.ready = false
 	pc.reset = pc.reset || len(pc.receivers) > 0
 	if pc.fetching {
+		// The snapshot under way may have been read before whatever made
+		// this refetch necessary (a store that changed epochs, say):
+		// read another when it comes.
+		pc.again = true
 		return
 	}
 	pc.fetching, pc.buffered = true, nil
@@ -416,7 +421,17 @@ func (h *Hub) fetchMirror(pc *presenceChannel) {
 	if err != nil {
 		// Keep buffering: changes delivered before the retry's snapshot
 		// are older than it and will be dropped then.
+		pc.again = false
 		time.AfterFunc(presenceRetry, func() { h.fetchMirror(pc) })
+		return
+	}
+	if n := len(pc.buffered); pc.again || n > 0 && pc.buffered[n-1].Pos.Epoch != st.Pos.Epoch {
+		// A resync came while the snapshot was read, or the store
+		// delivers another epoch than the snapshot's: it cannot be told
+		// which is newer. Read another; what is delivered from now on
+		// is buffered for it.
+		pc.again, pc.buffered = false, nil
+		go h.fetchMirror(pc)
 		return
 	}
 	pc.fetching = false
@@ -480,6 +495,10 @@ func (h *Hub) deliverPresence(changes []PresenceChange) {
 			if pc.fetching {
 				pc.buffered = append(pc.buffered, c)
 			}
+		case c.Pos.Epoch != pc.snapPos.Epoch:
+			// The store moved to another epoch: whether the change is
+			// news to this snapshot cannot be told. Take a new one.
+			h.refetchLocked(pc)
 		case after(c.Pos, pc.snapPos):
 			// A reader behind the snapshot delivers what it has already.
 			h.applyChangeLocked(pc, c, false)
@@ -786,10 +805,16 @@ func (h *Hub) heldPresence() []Holding {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]Holding, 0, len(h.presence.holds))
+	limit := h.pconfig.Load().MaxMembers
 	for k, hd := range h.presence.holds {
-		if hd.wanted() {
-			out = append(out, Holding{Channel: k.channel, User: k.user, Info: hd.info})
+		if !hd.wanted() || hd.refused {
+			continue // a refused hold is not the store's
 		}
+		hl := Holding{Channel: k.channel, User: k.user, Info: hd.info}
+		if k.user != "" && hd.conns > 0 && hd.conns == hd.limited {
+			hl.Limit = limit
+		}
+		out = append(out, hl)
 	}
 	return out
 }
@@ -829,6 +854,7 @@ func (h *Hub) setWebhooks(hooks WebhookSet) {
 		}
 	}
 	h.mu.Unlock()
+	h.configureStore()
 	if len(ops) > 0 {
 		go h.runPresenceOps(ops)
 	}

@@ -50,7 +50,8 @@ func (l *Log) check(ctx context.Context) error {
 	if l.minReplicas > 0 {
 		wait = "1"
 	}
-	forbidden, err := checkScript.Run(ctx, l.rdb, []string{l.stream, l.meta, l.idKey + "check"}, wait).StringSlice()
+	keys := []string{l.stream, l.meta, l.idKey + "check", l.pres.meta, l.pres.nodes, l.pres.holdsOf(l.pres.node), l.whq.lease + "check"}
+	forbidden, err := checkScript.Run(ctx, l.rdb, keys, wait).StringSlice()
 	switch {
 	case err != nil && strings.Contains(err.Error(), "acl_check_cmd"):
 		// Redis before 7.0: no way to ask; a forbidden command shows

@@ -15,7 +15,7 @@ import (
 
 // aclCommands are the commands the backplane needs (lua/check.lua), as an
 // ACL rule.
-const aclCommands = "+ping +hello +auth +eval +evalsha +xread +xadd +xrange +xrevrange +xlen +xtrim +xdel +exists +hset +hget +hmget +get +set +del +time +wait"
+const aclCommands = "+ping +hello +auth +eval +evalsha +xread +xadd +xrange +xrevrange +xlen +xtrim +xdel +exists +hset +hget +hmget +get +set +del +time +hsetnx +hincrby +hdel +hlen +hgetall +sadd +srem +sismember +scard +smembers +srandmember +zadd +zscore +zrangebyscore +zrem +pexpire +pttl +wait"
 
 // setACLUser creates an ACL user on srv that may run rules on the keys of
 // the hub "test" under prefix.

@@ -11,6 +11,10 @@
 //	              and the epoch this one replaced after a declared loss
 //	P{H}:id:<id>  an idempotency key, kept for history_ttl
 //
+// and the hub's presence and webhooks (presence.go lists their keys):
+// pmeta, ps, pm:<channel>, pn:<channel>, nu:<node>, occ, oc:<node>,
+// nodes, wh, whpos, whlease:<target>, under the same hash tag.
+//
 // One URL per deployment form (url.go) picks go-redis's own client: one
 // server (redis://, rediss://, unix://), Sentinel (redis-sentinel://: the
 // failover client) or Redis Cluster (redis-cluster://: the cluster client,
@@ -42,6 +46,13 @@
 // the deployment form, Sentinel's master name. Those fail Start with their
 // cause; a Redis that does not answer does not.
 //
+// The log is also a hub.PresenceLog: it keeps the hub's presence for every
+// node (presence*.go: Lua decides each transition of the whole hub,
+// appends it to a change stream with a position and queues its webhook in
+// the same step; nodes beat, and survivors reap a dead node's members) and
+// its webhook queue (webhooks.go: a stream, a lease per target, positions
+// acknowledged), so that a node's crash loses no webhook.
+//
 // # Files
 //
 //	log.go      Config, the Log type, New, Start, Close, Head
@@ -57,6 +68,11 @@
 //	check.go    the start check: what Redis refuses, named
 //	lost.go     acknowledged events lost in a failover: found and declared
 //	replicas.go min_replicas_acked: WAIT after the append, same connection
+//	presence.go         the presence store: keys, calls, registration
+//	presence_reader.go  the change stream's reader
+//	presence_nodes.go   heartbeats, the sweep, reaping, goodbye
+//	presence_outage.go  deciding alone while Redis does not answer
+//	webhooks.go         the webhook queue and its leases
 //
 // # Goroutines and what they own
 //
@@ -89,6 +105,21 @@
 // Start runs the first sync and apply itself, before these goroutines
 // exist. Append, Range and Head run on their callers' goroutines.
 //
+// The presence store's Start (the hub calls it before the log's) starts
+// two more, and the webhook queue one while it holds a lease:
+//
+//   - The presence reader reads the change stream with its own blocking
+//     XREAD and delivers the changes to the hub (hub.PresenceNode.Deliver)
+//     under pres.mu; it idles while the node decides alone.
+//   - The keeper registers the node when that is due (at start, after an
+//     outage, a new epoch, a declared loss, or being taken for dead),
+//     beats, sweeps for dead nodes and reaps them.
+//   - The lease renewer extends the webhook leases this node holds.
+//
+// The hub's store calls (Join, Leave, Occupy, Vacate, Snapshot) run on the
+// hub's goroutines. Close says goodbye (a heartbeat that expires after the
+// leave delay, the leases released) before it closes the client.
+//
 // # Locks
 //
 // One mutex, l.mu, guards the delivered state (epoch, pos, lastN, changed,
@@ -96,8 +127,17 @@
 // calls the hub's deliver function, so that Head never runs ahead of what
 // the hub was handed: l.mu comes before every lock of the hub, and the hub
 // must not call Head or Range while holding a lock its deliver takes. l.mu
-// is the log's only lock. Everything else is a channel (l.calls, l.batches,
-// l.changed), an atomic (retention, health, the gap count, running, the
-// clock estimate of the append fence, the mark and the pending loss) or
-// owned by one goroutine.
+// is the event log's only lock. Everything else is a channel (l.calls,
+// l.batches, l.changed), an atomic (retention, health, the gap count,
+// running, the clock estimate of the append fence, the mark and the
+// pending loss) or owned by one goroutine.
+//
+// Presence has its own locks, never held with l.mu: pres.beating (a
+// heartbeat or a registration, and goodbye), then pres.calls (read-held by
+// each store call that changes what the node holds, write-held by a
+// registration, so that it compares what the hub holds with Redis while no
+// call runs), then pres.mu (the reader's position, the mode, what the node
+// registered, the caches; the hub's Deliver and Resync run under it, so it
+// comes before every lock of the hub, and the hub never calls the store
+// holding one). whq.mu is a leaf.
 package redis

@@ -1,6 +1,9 @@
 package redis
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -127,4 +130,32 @@ func (c *redisClock) fence(now, deadline time.Time) int64 {
 	run := max(left-fenceMargin, min(left/4, fenceMinRun))
 	at := b.redis.Add(now.Add(run).Sub(b.local))
 	return max(at.UnixMilli(), 1)
+}
+
+// fenceBy returns the fence of a script that must be answered by deadline
+// (see redisClock.fence), reading Redis's clock first when no reading is
+// known yet (Redis was down at Start).
+func (l *Log) fenceBy(ctx context.Context, deadline time.Time) (int64, error) {
+	if l.clock.best() == nil {
+		res, err := headScript.Run(ctx, l.rdb, []string{l.meta}).Slice()
+		if err != nil {
+			return 0, fmt.Errorf("redis: reading the clock: %w", err)
+		}
+		h, err := decodeHead(res)
+		if err != nil {
+			return 0, err
+		}
+		l.clock.observe(h.now, time.Now())
+	}
+	if deadline.IsZero() {
+		deadline = time.Now().Add(appendTimeout)
+	}
+	return l.clock.fence(time.Now(), deadline), nil
+}
+
+// observeFenced learns Redis's clock from a script's FENCED refusal.
+func (l *Log) observeFenced(err error, received time.Time) {
+	if f := strings.Fields(err.Error()); len(f) == 3 {
+		l.clock.observe(redisTime(f[1], f[2]), received)
+	}
 }

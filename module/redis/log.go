@@ -54,6 +54,10 @@ type Config struct {
 	// StartTimeout bounds the first connection attempt in Start; the node
 	// starts anyway and the reader keeps trying. Default 1 s.
 	StartTimeout time.Duration
+	// WebhookLease is how long a node's lease on a webhook target lasts
+	// unrenewed: how soon another node sends when the sender dies.
+	// Default DefaultWebhookLease.
+	WebhookLease time.Duration
 }
 
 // DefaultPrefix is the key prefix when none is configured.
@@ -150,6 +154,11 @@ type Log struct {
 
 	health atomic.Pointer[health]
 	gaps   atomic.Int64
+
+	// pres and whq keep the hub's presence and webhooks for every node
+	// (presence.go, webhooks.go).
+	pres *presence
+	whq  *webhookQueue
 }
 
 // New returns a log for one hub. It does not connect: Start does.
@@ -219,6 +228,8 @@ func New(c Config) (*Log, error) {
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.SetRetention(c.Size, c.TTL)
+	l.pres = newPresence(l, base)
+	l.whq = newWebhookQueue(l, base, l.pres.node, c.WebhookLease)
 	return l, nil
 }
 
@@ -302,6 +313,7 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	l.running.Store(false)
+	l.pres.goodbye() // while the client is open
 	l.cancel()
 	err := l.rdb.Close() // also breaks a blocked read
 	l.wg.Wait()

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -57,17 +58,21 @@ func (m *mark) lostBy(epoch string, n int64, last hub.Position) bool {
 
 // learn raises the node's mark to (epoch, n, id): a new epoch replaces it,
 // the same epoch keeps the higher number.
-func (l *Log) learn(epoch string, n int64, id hub.Position) {
+func (l *Log) learn(epoch string, n int64, id hub.Position) { raise(&l.known, epoch, n, id) }
+
+// raise raises a mark to (epoch, n, id): a new epoch replaces it, the same
+// epoch keeps the higher number.
+func raise(known *atomic.Pointer[mark], epoch string, n int64, id hub.Position) {
 	if epoch == "" || n < 0 {
 		return
 	}
 	m := &mark{epoch: epoch, n: n, id: id}
 	for {
-		old := l.known.Load()
+		old := known.Load()
 		if old != nil && old.epoch == epoch && old.n >= n {
 			return
 		}
-		if l.known.CompareAndSwap(old, m) {
+		if known.CompareAndSwap(old, m) {
 			return
 		}
 	}

@@ -36,7 +36,9 @@ func TestTLSAndACL(t *testing.T) {
 	// needs, nothing else.
 	err := admin.Do(context.Background(), "ACL", "SETUSER", "realtime", "on", ">tls-user-secret", "resetkeys", "~"+prefix+"{live}:*",
 		"resetchannels", "-@all", "+ping", "+hello", "+auth", "+eval", "+evalsha", "+xread", "+xadd", "+xrange", "+xrevrange", "+xlen", "+xtrim", "+xdel",
-		"+exists", "+hset", "+hget", "+hmget", "+get", "+set", "+del", "+time").Err()
+		"+exists", "+hset", "+hget", "+hmget", "+get", "+set", "+del", "+time",
+		"+hsetnx", "+hincrby", "+hdel", "+hlen", "+hgetall", "+sadd", "+srem", "+sismember", "+scard", "+smembers", "+srandmember",
+		"+zadd", "+zscore", "+zrangebyscore", "+zrem", "+pexpire", "+pttl").Err()
 	if err != nil {
 		t.Fatal(err)
 	}
