@@ -5,7 +5,9 @@ package module
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -35,8 +37,8 @@ func (t *tcpTransport) TryWrite(frames [][]byte) (int, error) {
 	}
 	var n int
 	var werr error
-	// A deadline left by an earlier blocking write (WriteFrames sets one
-	// each time) would make this write fail once it has passed.
+	// A deadline left by an earlier blocking write (Write sets one each
+	// time) would make this write fail once it has passed.
 	if t.lc.writeDeadline.Load() {
 		_ = t.lc.SetWriteDeadline(time.Time{})
 	}
@@ -51,6 +53,54 @@ func (t *tcpTransport) TryWrite(frames [][]byte) (int, error) {
 		return max(n, 0), nil
 	}
 	return max(n, 0), werr
+}
+
+// Write implements hub.Transport for plain TCP: writev through the raw
+// connection, waiting in the runtime poller (under the write deadline)
+// while the socket is full. net.Buffers would do the same through the
+// net package, which keeps an iovec array per connection from then on: an
+// idle connection that once wrote a burst would hold it for good.
+func (t *tcpTransport) Write(msgs [][]byte) error {
+	t.lc.mu.Lock()
+	defer t.lc.mu.Unlock()
+	if err := t.lc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+		return err
+	}
+	for len(msgs) > 0 {
+		part := msgs
+		if len(part) > maxIovec {
+			part = part[:maxIovec]
+		}
+		var n int
+		var werr error
+		err := t.raw.Write(func(fd uintptr) bool {
+			n, werr = unix.Writev(int(fd), part)
+			return !errors.Is(werr, unix.EAGAIN) // EAGAIN: wait for room, then again
+		})
+		if err == nil && werr != nil && !errors.Is(werr, unix.EINTR) {
+			err = werr
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("%w: %w", hub.ErrWriteTimeout, err)
+			}
+			return err
+		}
+		msgs = advance(msgs, max(n, 0))
+	}
+	return nil
+}
+
+// advance drops the first n bytes of msgs.
+func advance(msgs [][]byte, n int) [][]byte {
+	for len(msgs) > 0 && n >= len(msgs[0]) {
+		n -= len(msgs[0])
+		msgs = msgs[1:]
+	}
+	if n > 0 {
+		msgs = append([][]byte{msgs[0][n:]}, msgs[1:]...)
+	}
+	return msgs
 }
 
 // tlsTransport lets the hub's flusher write small batches through TLS

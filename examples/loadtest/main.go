@@ -80,6 +80,9 @@ type config struct {
 
 	trace string
 	admin string
+
+	presence    int
+	tokenSecret string
 }
 
 var base = time.Now()
@@ -137,6 +140,8 @@ func realMain() int {
 	flag.IntVar(&cfg.slowRcvBuf, "slow-rcvbuf", 4096, "SO_RCVBUF of the -slow subscribers, so the server notices them early")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile here")
 	flag.StringVar(&cfg.trace, "trace", "", "write a Go execution trace of the server (Caddy's admin /debug/pprof/trace) taken during the publish phase here; realtime and pusher targets")
+	flag.IntVar(&cfg.presence, "presence", 0, "realtime: every subscriber joins a presence channel as a user of its own, this many users a channel (with -idle: memory per presence connection)")
+	flag.StringVar(&cfg.tokenSecret, "token-secret", envOr("RT_TOKEN_SECRET", "loadtest-token-secret"), "realtime_ws token_secret, for -presence tokens; env RT_TOKEN_SECRET")
 	flag.StringVar(&cfg.admin, "admin", "http://"+envOr("RT_ADMIN", "localhost:2019"), "Caddy's admin endpoint, for -trace")
 	flag.StringVar(&cfg.pusherKey, "pusher-key", envOr("PUSHER_APP_KEY", "loadtest-key"), "pusher: the app key (subscribers connect to /app/<key>); env PUSHER_APP_KEY")
 	flag.StringVar(&cfg.pusherSecret, "pusher-secret", envOr("PUSHER_APP_SECRET", "loadtest-pusher-secret"), "pusher: the app secret, for -pusher-trigger; env PUSHER_APP_SECRET")
@@ -473,7 +478,12 @@ func (r *run) dialSub(ctx context.Context, s *sub, since []byte) (*wsConn, error
 	if s.slow {
 		rcv = r.cfg.slowRcvBuf
 	}
-	w, err := wsDial(dctx, u, s.ip, r.tlsConf, r.cfg.readBuf, rcv)
+	hdr := ""
+	if r.cfg.presence > 0 {
+		u = r.presenceURL(u, s.id)
+		hdr = "Authorization: Bearer " + r.presenceToken(s.id) + "\r\n"
+	}
+	w, err := wsDial(dctx, u, s.ip, r.tlsConf, r.cfg.readBuf, rcv, hdr)
 	if err == nil && r.pusher {
 		// A public channel: pusher-js sends an empty auth for those.
 		err = w.writeText([]byte(`{"event":"pusher:subscribe","data":{"auth":"","channel":"` + r.cfg.channel + `"}}`))

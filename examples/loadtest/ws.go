@@ -51,7 +51,8 @@ func (e *handshakeError) Error() string {
 }
 
 // wsDial connects to u (ws:// or wss://) from local address laddr.
-func wsDial(ctx context.Context, u *url.URL, laddr net.IP, tlsConf *tls.Config, readBuf, rcvBuf int) (*wsConn, error) {
+// hdr holds extra header lines, each ending in CRLF.
+func wsDial(ctx context.Context, u *url.URL, laddr net.IP, tlsConf *tls.Config, readBuf, rcvBuf int, hdr string) (*wsConn, error) {
 	c, err := dialConn(ctx, u, laddr, tlsConf, rcvBuf)
 	if err != nil {
 		return nil, err
@@ -61,7 +62,7 @@ func wsDial(ctx context.Context, u *url.URL, laddr net.IP, tlsConf *tls.Config, 
 	k := base64.StdEncoding.EncodeToString(key[:])
 	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + k +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"\r\nSec-WebSocket-Version: 13\r\n" + hdr + "\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
 		c.Close()
 		return nil, err

@@ -22,8 +22,11 @@ const (
 	queueSkipped                         // not queued: closing, or found full earlier in this delivery
 )
 
-// idleQueueCap is the queue capacity an idle session may keep.
-const idleQueueCap = 16
+// idleQueueCap is the queue capacity an idle session may keep: enough for
+// the next event without an allocation, while what a burst grew (a
+// presence snapshot and its member events, a replay) is given back, since
+// every idle connection would otherwise hold it.
+const idleQueueCap = 4
 
 // controlBurst is how many control messages may queue beyond twice the
 // SendQueue before a session counts as not reading. Client requests wait
