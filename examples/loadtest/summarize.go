@@ -21,12 +21,17 @@ type metric struct {
 }
 
 var metrics = map[string]metric{
-	"mem":       {"memory/conn KiB", func(r *result) float64 { return r.MemPerConnKiB }},
-	"rss":       {"rss/conn KiB", func(r *result) float64 { return r.RSSPerConnKiB }},
-	"deliv":     {"deliveries/s", func(r *result) float64 { return r.DeliveredPerS }},
-	"events":    {"events/s", func(r *result) float64 { return r.EventsPerS }},
-	"cpu":       {"CPU s/M deliv", func(r *result) float64 { return r.CPUPerMillionDeliveries }},
-	"srvcpu":    {"server CPU s", func(r *result) float64 { return r.ServerCPUS }},
+	"mem":    {"memory/conn KiB", func(r *result) float64 { return r.MemPerConnKiB }},
+	"rss":    {"rss/conn KiB", func(r *result) float64 { return r.RSSPerConnKiB }},
+	"deliv":  {"deliveries/s", func(r *result) float64 { return r.DeliveredPerS }},
+	"events": {"events/s", func(r *result) float64 { return r.EventsPerS }},
+	"cpu":    {"CPU s/M deliv", func(r *result) float64 { return r.CPUPerMillionDeliveries }},
+	"srvcpu": {"server CPU s", func(r *result) float64 { return r.ServerCPUS }},
+	// user and kernel shares of the CPU per delivery: the kernel's part (the
+	// send path of loopback TCP, down to waking the reader) is a floor that no
+	// server can go under by its own code.
+	"cpuusr":    {"user CPU s/M deliv", func(r *result) float64 { return share(r, r.ServerUserS) }},
+	"cpusys":    {"sys CPU s/M deliv", func(r *result) float64 { return share(r, r.ServerSysS) }},
 	"gencpu":    {"generator CPU s", func(r *result) float64 { return r.GeneratorCPUS }},
 	"p50":       {"latency p50 ms", func(r *result) float64 { return r.Latency.P50Ms }},
 	"p90":       {"latency p90 ms", func(r *result) float64 { return r.Latency.P90Ms }},
@@ -50,10 +55,10 @@ var metrics = map[string]metric{
 // per scenario: the metrics shown, in order
 var scenarioMetrics = map[string][]string{
 	"idle":          {"mem", "rss", "connected", "ramp", "disc"},
-	"flood":         {"deliv", "events", "cpu", "srvcpu", "gencpu", "p50", "p99", "lostdup", "disc"},
-	"rate200":       {"cpu", "srvcpu", "gencpu", "deliv", "p50", "p99", "lostdup", "disc"},
-	"latency":       {"p50", "p90", "p99", "max", "cpu", "srvcpu", "lostdup", "disc"},
-	"wp":            {"cpu", "srvcpu", "p50", "p99", "max", "deliv", "lostdup", "disc"},
+	"flood":         {"deliv", "events", "cpu", "cpuusr", "cpusys", "srvcpu", "gencpu", "p50", "p99", "lostdup", "disc"},
+	"rate200":       {"cpu", "cpuusr", "cpusys", "srvcpu", "gencpu", "deliv", "p50", "p99", "lostdup", "disc"},
+	"latency":       {"p50", "p90", "p99", "max", "cpu", "cpuusr", "cpusys", "srvcpu", "lostdup", "disc"},
+	"wp":            {"cpu", "cpuusr", "cpusys", "srvcpu", "p50", "p99", "max", "deliv", "lostdup", "disc"},
 	"publish":       {"pubreq", "pubp99", "srvcpu", "lostdup"},
 	"publish-batch": {"pubev", "pubreq", "pubp99", "srvcpu", "lostdup"},
 	"smoke":         {"deliv", "p99", "lostdup"},
@@ -63,6 +68,15 @@ var scenarioMetrics = map[string][]string{
 	"sse-idle-tls":  {"mem", "rss", "connected", "ramp", "disc"},
 	"sse-idle-h2":   {"mem", "rss", "connected", "ramp", "disc"},
 	"sse-flood":     {"deliv", "events", "cpu", "srvcpu", "gencpu", "p50", "p99", "lostdup", "disc"},
+}
+
+// share is the part of the CPU per million deliveries that s (user or
+// system seconds) stands for.
+func share(r *result, s float64) float64 {
+	if r.ServerCPUS == 0 {
+		return 0
+	}
+	return r.CPUPerMillionDeliveries * s / r.ServerCPUS
 }
 
 type target6 struct {
@@ -183,6 +197,33 @@ func summarizeMain(args []string, w io.Writer) int {
 			cmp = ">="
 		}
 		fmt.Fprintf(w, "%-50s %14s %14s %8.2f %5s%.1f  %v\n", t.figure, num(a), num(b), ratio, cmp, t.ratio, yesno(holds))
+	}
+	// compare.sh BASE_FROM=<rev>: the module against an older build of itself
+	header := false
+	for _, k := range order {
+		scen, tgt, _ := strings.Cut(k, "/")
+		base := groups[scen+"/base"]
+		if tgt != "realtime" || len(base) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "before/after (module / module at BASE_FROM, medians; 1.05 = 5% more)")
+			fmt.Fprintf(w, "%-14s %-20s %14s %14s %8s\n", "scenario", "figure", "module", "base", "ratio")
+			header = true
+		}
+		for _, m := range []string{"mem", "deliv", "cpu", "p50", "p99", "max", "pubreq"} {
+			a, _, _, _ := stat(groups[k], m)
+			b, _, _, _ := stat(base, m)
+			if a == 0 && b == 0 {
+				continue
+			}
+			ratio := 0.0
+			if b != 0 {
+				ratio = a / b
+			}
+			fmt.Fprintf(w, "%-14s %-20s %14s %14s %8.3f\n", scen, metrics[m].name, num(a), num(b), ratio)
+		}
 	}
 	// losses, every run
 	var lines []string

@@ -7,6 +7,8 @@
 #   examples/loadtest/nchan/compare.sh                   # all issue-6 scenarios, 3 runs each
 #   RUNS=5 SCENARIOS="flood rate200" examples/loadtest/nchan/compare.sh
 #   TLS=1 SCENARIOS="idle-tls flood-tls" examples/loadtest/nchan/compare.sh
+#   BASE_FROM=<rev> SCENARIOS="idle flood latency" examples/loadtest/nchan/compare.sh
+#       # before/after: the module against its own build from <rev> instead of nchan
 #
 # Scenarios (issue 6):
 #   idle      10,000 idle subscribers, memory measured 30 s after the last connect
@@ -32,7 +34,8 @@
 # Environment: RUNS (3), SCENARIOS, OUT (result dir), NCHAN_WORKERS (2),
 # RT_PORT (8480), RT_TLS_PORT (8443), RT_ADMIN (localhost:2019), NC_PORT (8490),
 # NC_TLS_PORT (8493), BUILD_FROM (a git revision: build the module from it, not from the
-# working tree), LOADTEST_FLAGS (extra flags for every run), QUIET_BUSY (0.3: wait
+# working tree), BASE_FROM (a git revision: compare against the module built from it, with
+# that revision's examples/loadtest/Caddyfile, instead of nchan), LOADTEST_FLAGS (extra flags for every run), QUIET_BUSY (0.3: wait
 # before each run until other processes use less than this many cores), QUIET_WAIT (300 s
 # at most, then run anyway and say so), NICE (0: niceness of both servers and the load
 # tool, e.g. -10 to keep other work on a shared machine from dominating the figures),
@@ -103,15 +106,25 @@ else
 fi
 (cd "$src" && go build -o "$out/caddy" ./xcaddy-build/caddy)
 (cd "$repo" && go build -o "$out/loadtest" ./examples/loadtest)
+other=nchan
+if [ -n "${BASE_FROM:-}" ]; then
+	other=base
+	base_src="$out/base-src"
+	rm -rf "$base_src" && mkdir -p "$base_src"
+	(cd "$repo" && git archive "$BASE_FROM") | tar -x -C "$base_src"
+	(cd "$base_src" && go build -o "$out/caddy-base" ./xcaddy-build/caddy)
+	base_rev=$(cd "$repo" && git rev-parse --short "$BASE_FROM")
+fi
 {
 	echo "revision $rev"
 	echo "machine $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 	echo "nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null), nginx $(dpkg-query -W -f='${Version}' nginx-light 2>/dev/null || dpkg-query -W -f='${Version}' nginx 2>/dev/null), worker_processes $workers"
 	echo "runs $runs, scenarios: $scenarios, nice $nice_n"
+	[ "$other" = base ] && echo "against the module at $base_rev (target base), not nchan"
 } >"$out/info.txt"
 log "revision $rev"
 
-"$here/run-nchan.sh" install
+[ "$other" = nchan ] && "$here/run-nchan.sh" install
 
 for p in "$RT_PORT" "$RT_TLS_PORT" "${RT_ADMIN##*:}" "$nc_port" "$nc_tls_port"; do
 	port_free "$p" || { log "port $p is in use; set RT_PORT/RT_TLS_PORT/RT_ADMIN/NC_PORT/NC_TLS_PORT"; exit 1; }
@@ -119,10 +132,13 @@ done
 
 rt_pid=
 nc_dir="$out/nchan"
-start_realtime() {
-	"${nice_cmd[@]}" "$out/caddy" run --config "$repo/examples/loadtest/Caddyfile" >"$out/caddy-$1.log" 2>&1 &
+start_realtime() { start_module "$out/caddy" "$repo/examples/loadtest/Caddyfile" "$1"; }
+start_base() { start_module "$out/caddy-base" "$base_src/examples/loadtest/Caddyfile" "base-$1"; }
+stop_base() { stop_realtime; }
+start_module() { # binary Caddyfile log-suffix
+	"${nice_cmd[@]}" "$1" run --config "$2" >"$out/caddy-$3.log" 2>&1 &
 	rt_pid=$!
-	wait_port "$RT_PORT" 20 || { log "caddy did not start, see $out/caddy-$1.log"; exit 1; }
+	wait_port "$RT_PORT" 20 || { log "caddy did not start, see $out/caddy-$3.log"; exit 1; }
 	wait_port "$RT_TLS_PORT" 20 || true
 	sleep 1 # let start-up work (certificate, GC) settle before the baseline
 	echo "$rt_pid" >"$out/caddy.pid"
@@ -144,7 +160,7 @@ start_nchan() {
 	sleep 1
 }
 stop_nchan() { "$here/run-nchan.sh" stop -d "$nc_dir" 2>/dev/null || true; }
-cleanup() { stop_realtime; stop_nchan; }
+cleanup() { stop_realtime; [ "$other" = nchan ] && stop_nchan; return 0; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -171,7 +187,7 @@ urls_for() { # target scenario
 	local tls=0 ws=ws wss=wss
 	case $2 in *-tls | *-h2) tls=1 ;; esac
 	case $2 in sse-*) ws=http wss=https ;; esac # event streams: the same routes, over plain HTTP(S)
-	if [ "$1" = realtime ]; then
+	if [ "$1" != nchan ]; then
 		if [ $tls = 1 ]; then
 			echo "-url $wss://127.0.0.1:$RT_TLS_PORT/ws -pub-url https://127.0.0.1:$RT_TLS_PORT/pub -insecure -server-pidfile $out/caddy.pid"
 		else
@@ -194,8 +210,10 @@ one() { # scenario target run
 	# shellcheck disable=SC2046
 	local batch=""
 	[ "$1" = publish-batch ] && [ "$2" = realtime ] && batch="-batch 10" # nchan takes one event per request
-	[ "${TRACE:-0}" = 1 ] && [ "$2" = realtime ] && batch="$batch -trace $out/$1-$2-$3.trace -admin http://$RT_ADMIN"
-	run_nice timeout 240 "$out/loadtest" -target "$2" $(urls_for "$2" "$1") $(args_for "$1") $batch $extra \
+	[ "${TRACE:-0}" = 1 ] && [ "$2" != nchan ] && batch="$batch -trace $out/$1-$2-$3.trace -admin http://$RT_ADMIN"
+	local proto=$2
+	[ "$proto" = base ] && proto=realtime # the same wire protocol, an older build
+	run_nice timeout 240 "$out/loadtest" -target "$proto" $(urls_for "$2" "$1") $(args_for "$1") $batch $extra \
 		-label "$1/$2/$3" -json -quiet >"$f" 2>"$out/$1-$2-$3.err" || log "run exited $? (see $f)"
 	"stop_$2"
 	jq -c '{label: .label, connected: .connected, mem: .mem_per_conn_kib, deliv: .delivered_per_s, cpu: .cpu_s_per_million_deliveries, p99: .latency.p99_ms, pubreq: .publish_req_per_s, pubev: .publish_events_per_s, lost: .lost, dup: .duplicated, disc: .disconnects, other_cpu: .machine.other_cpu_s, fail: .check_failures}' "$f" >&2 || true
@@ -208,9 +226,9 @@ for scen in $scenarios; do
 			one "$scen" realtime "$run"
 		elif [ $((run % 2)) = 1 ]; then
 			one "$scen" realtime "$run"
-			one "$scen" nchan "$run"
+			one "$scen" "$other" "$run"
 		else
-			one "$scen" nchan "$run"
+			one "$scen" "$other" "$run"
 			one "$scen" realtime "$run"
 		fi
 	done
