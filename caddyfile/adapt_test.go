@@ -119,7 +119,7 @@ func TestBadConfigFailsAtLoad(t *testing.T) {
 		{"unknown hub option", "realtime {\n hub a {\n size 3\n }\n}", `realtime: hub a: unknown option "size"`},
 		{"bad history_size", "realtime {\n hub a {\n history_size -1\n }\n}", "realtime: hub a: history_size: want an integer >= 0"},
 		{"bad history_ttl", "realtime {\n hub a {\n history_ttl forever\n }\n}", "realtime: hub a: history_ttl: want a positive duration"},
-		{"bad redis url", "realtime {\n hub a {\n redis localhost:6379\n }\n}", "realtime: hub a: redis: want a redis://, rediss://, redis-sentinel://"},
+		{"bad redis url", "realtime {\n hub a {\n redis localhost:6379\n }\n}", "realtime: hub a: redis: want a redis://, rediss://, unix://, redis-sentinel://"},
 		{"bad hub max_connections", "realtime {\n hub a {\n max_connections 0\n }\n}", "realtime: hub a: max_connections: want an integer >= 1"},
 		{"bad hub max_connections_per_ip", "realtime {\n hub a {\n max_connections_per_ip x\n }\n}", "realtime: hub a: max_connections_per_ip: want an integer >= 0"},
 		{"private without patterns", "realtime {\n hub a {\n private\n }\n}", "realtime: hub a: private: needs at least one argument"},
@@ -212,5 +212,14 @@ b.example.com {
 		if err := adaptErr(cfg); err != nil {
 			t.Errorf("%s: adapt failed: %v", name, err)
 		}
+	}
+}
+
+// TestRedisUnixSocketURL: a local socket is one of the backplane's URL
+// forms, so the Caddyfile takes it too.
+func TestRedisUnixSocketURL(t *testing.T) {
+	got := adapt(t, "{\n realtime {\n  hub a {\n   redis unix:///run/redis/redis.sock?db=2\n  }\n }\n}\n")
+	if !strings.Contains(got, `"url": "unix:///run/redis/redis.sock?db=2"`) {
+		t.Fatalf("unix:// URL not adapted: %s", got)
 	}
 }

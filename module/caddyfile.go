@@ -178,8 +178,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "redis":
 				var u string
 				if u, err = oneArg(d, label); err == nil {
-					if scheme, _, _ := strings.Cut(u, "://"); !strings.HasPrefix(u, "{") && !strings.HasPrefix(scheme, "redis") {
-						return d.Errf("%s: want a redis://, rediss://, redis-sentinel://, rediss-sentinel://, redis-cluster:// or rediss-cluster:// URL (or a placeholder such as {env.REALTIME_REDIS_URL})", label)
+					if scheme, _, _ := strings.Cut(u, "://"); !strings.HasPrefix(u, "{") && !strings.HasPrefix(scheme, "redis") && scheme != "unix" {
+						return d.Errf("%s: want a redis://, rediss://, unix://, redis-sentinel://, rediss-sentinel://, redis-cluster:// or rediss-cluster:// URL (or a placeholder such as {env.REALTIME_REDIS_URL})", label)
 					}
 					hc.BackplaneRaw = caddyconfig.JSONModuleObject(RedisBackplane{URL: u}, "backplane", "redis", nil)
 				}

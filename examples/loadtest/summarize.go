@@ -79,13 +79,13 @@ func share(r *result, s float64) float64 {
 	return r.CPUPerMillionDeliveries * s / r.ServerCPUS
 }
 
-type target6 struct {
+type target struct {
 	scenario, metric, figure string
 	higherBetter             bool
 	ratio                    float64
 }
 
-var issue6 = []target6{
+var targets = []target{
 	{"idle", "mem", "10k idle: memory per connection", false, 0.4},
 	{"idle-tls", "mem", "10k idle wss: memory per connection", false, 0.4},
 	{"flood-tls", "cpu", "1k wss subs, back to back: CPU s per million deliveries", false, 0.8},
@@ -179,7 +179,7 @@ func summarizeMain(args []string, w io.Writer) int {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "targets (module / nchan, medians)")
 	fmt.Fprintf(w, "%-50s %14s %14s %8s %8s  %s\n", "figure", "module", "nchan", "ratio", "target", "holds")
-	for _, t := range issue6 {
+	for _, t := range targets {
 		rt, nc := groups[t.scenario+"/realtime"], groups[t.scenario+"/nchan"]
 		if len(rt) == 0 || len(nc) == 0 {
 			continue

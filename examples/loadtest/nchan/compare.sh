@@ -2,15 +2,15 @@
 # compare.sh: caddy-realtime against nginx + nchan with the same load tool,
 # module and nchan alternating (the first of the pair alternates too), a fresh
 # server for every run, RUNS runs per scenario; prints medians with spread and
-# the issue-6 table.
+# the targets table (ratios to nchan).
 #
-#   examples/loadtest/nchan/compare.sh                   # all issue-6 scenarios, 3 runs each
+#   examples/loadtest/nchan/compare.sh                   # the default scenarios, 3 runs each
 #   RUNS=5 SCENARIOS="flood rate200" examples/loadtest/nchan/compare.sh
-#   TLS=1 SCENARIOS="idle-tls flood-tls" examples/loadtest/nchan/compare.sh
+#   SCENARIOS="idle-tls flood-tls" examples/loadtest/nchan/compare.sh   # TLS: by the scenario name
 #   BASE_FROM=<rev> SCENARIOS="idle flood latency" examples/loadtest/nchan/compare.sh
 #       # before/after: the module against its own build from <rev> instead of nchan
 #
-# Scenarios (issue 6):
+# Scenarios:
 #   idle      10,000 idle subscribers, memory measured 30 s after the last connect
 #   flood     1,000 subscribers, one publisher back to back for 10 s
 #   rate200   1,000 subscribers, 200 events/s for 10 s

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start / stop nginx + nchan on loopback, the reference the load tool compares
-# caddy-realtime against (issue 6).
+# caddy-realtime against.
 #
 #   run-nchan.sh install                      install nginx-light + libnginx-mod-nchan (idempotent)
 #   run-nchan.sh start [options]              write nginx.conf into DIR, start nginx, print the master pid

@@ -65,7 +65,9 @@ type presenceMessage struct {
 	Type    string       `json:"type"`
 	Channel string       `json:"channel"`
 	Count   int          `json:"count"`
-	Members []hub.Member `json:"members,omitempty"` // absent above the member limit
+	// A pointer, because omitempty leaves out an empty slice too: absent
+	// above the member limit, [] for a channel with no one in it.
+	Members *[]hub.Member `json:"members,omitempty"`
 }
 
 type memberMessage struct {
@@ -83,9 +85,9 @@ type countMessage struct {
 
 // PresenceJSON is the realtime:presence snapshot.
 func PresenceJSON(channel string, p hub.PresenceSnapshot) []byte {
-	m := presenceMessage{Type: "realtime:presence", Channel: channel, Count: p.Count, Members: p.Members}
-	if p.Members != nil && len(p.Members) == 0 {
-		m.Members = []hub.Member{} // an empty channel lists no one, rather than counts only
+	m := presenceMessage{Type: "realtime:presence", Channel: channel, Count: p.Count}
+	if p.Members != nil {
+		m.Members = &p.Members
 	}
 	return marshal(m)
 }

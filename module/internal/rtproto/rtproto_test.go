@@ -153,3 +153,22 @@ func FuzzParseClientMessage(f *testing.F) {
 		}
 	})
 }
+
+// An empty presence channel lists no one ("members":[]); above the member
+// limit the list is absent, which clients read as counts only.
+func TestPresenceJSONTellsEmptyFromCountsOnly(t *testing.T) {
+	for _, c := range []struct {
+		snap hub.PresenceSnapshot
+		want string
+	}{
+		{hub.PresenceSnapshot{Count: 0, Members: []hub.Member{}}, `"members":[]`},
+		{hub.PresenceSnapshot{Count: 0, Members: nil}, ``},
+		{hub.PresenceSnapshot{Count: 1, Members: []hub.Member{{ID: "7"}}}, `"members":[{`},
+	} {
+		got := string(PresenceJSON("presence-x", c.snap))
+		has := strings.Contains(got, `"members"`)
+		if c.want == "" && has || c.want != "" && !strings.Contains(got, c.want) {
+			t.Errorf("PresenceJSON(%+v) = %s, want %q", c.snap, got, c.want)
+		}
+	}
+}
