@@ -62,9 +62,9 @@ func ErrorJSON(e hub.ErrorMessage) []byte {
 }
 
 type presenceMessage struct {
-	Type    string       `json:"type"`
-	Channel string       `json:"channel"`
-	Count   int          `json:"count"`
+	Type    string `json:"type"`
+	Channel string `json:"channel"`
+	Count   int    `json:"count"`
 	// A pointer, because omitempty leaves out an empty slice too: absent
 	// above the member limit, [] for a channel with no one in it.
 	Members *[]hub.Member `json:"members,omitempty"`
