@@ -82,6 +82,7 @@ type config struct {
 	admin string
 
 	presence    int
+	private     bool
 	tokenSecret string
 }
 
@@ -141,6 +142,7 @@ func realMain() int {
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile here")
 	flag.StringVar(&cfg.trace, "trace", "", "write a Go execution trace of the server (Caddy's admin /debug/pprof/trace) taken during the publish phase here; realtime and pusher targets")
 	flag.IntVar(&cfg.presence, "presence", 0, "realtime: every subscriber joins a presence channel as a user of its own, this many users a channel (with -idle: memory per presence connection)")
+	flag.BoolVar(&cfg.private, "private", false, "with -presence: private-* channels instead of presence-* ones, with the same tokens (the baseline for what presence itself costs)")
 	flag.StringVar(&cfg.tokenSecret, "token-secret", envOr("RT_TOKEN_SECRET", "loadtest-token-secret"), "realtime_ws token_secret, for -presence tokens; env RT_TOKEN_SECRET")
 	flag.StringVar(&cfg.admin, "admin", "http://"+envOr("RT_ADMIN", "localhost:2019"), "Caddy's admin endpoint, for -trace")
 	flag.StringVar(&cfg.pusherKey, "pusher-key", envOr("PUSHER_APP_KEY", "loadtest-key"), "pusher: the app key (subscribers connect to /app/<key>); env PUSHER_APP_KEY")

@@ -14,10 +14,15 @@ import (
 // as a user of its own, N users a channel (subscriber i is user "u<i>" on
 // presence-<channel>.<i/N>), with a token of its own in an Authorization
 // header, so that idle memory can be compared with plain subscriptions.
+// With -private, the same on private-* channels: everything but presence.
 
 // presenceChannel is subscriber i's presence channel.
 func (r *run) presenceChannel(i int) string {
-	return fmt.Sprintf("presence-%s.%d", r.cfg.channel, i/r.cfg.presence)
+	kind := "presence"
+	if r.cfg.private {
+		kind = "private"
+	}
+	return fmt.Sprintf("%s-%s.%d", kind, r.cfg.channel, i/r.cfg.presence)
 }
 
 // presenceURL is u with subscriber i's channel.
