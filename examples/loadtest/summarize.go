@@ -67,6 +67,10 @@ var scenarioMetrics = map[string][]string{
 	"sse-idle":      {"mem", "rss", "connected", "ramp", "disc"},
 	"sse-idle-tls":  {"mem", "rss", "connected", "ramp", "disc"},
 	"sse-idle-h2":   {"mem", "rss", "connected", "ramp", "disc"},
+	"pusher-idle":   {"mem", "rss", "connected", "ramp", "disc"},
+	"presence-idle": {"mem", "rss", "connected", "ramp", "disc"},
+	"private-idle":  {"mem", "rss", "connected", "ramp", "disc"},
+	"pusher-flood":  {"deliv", "events", "cpu", "cpuusr", "cpusys", "srvcpu", "gencpu", "p50", "p99", "lostdup", "disc"},
 	"sse-flood":     {"deliv", "events", "cpu", "srvcpu", "gencpu", "p50", "p99", "lostdup", "disc"},
 }
 
@@ -99,6 +103,20 @@ var targets = []target{
 	{"publish", "pubreq", "1 sub, 32 publishers: publish req/s", true, 1.0},
 	{"sse-idle", "mem", "SSE, 10k idle streams: memory per stream", false, 0.8},
 	{"sse-flood", "cpu", "same run: CPU s per million deliveries", false, 0.5},
+}
+
+// selfTarget is a figure of one scenario against the same figure of
+// another, both the module's.
+type selfTarget struct {
+	scenario, base, metric, figure string
+	ratio                          float64
+}
+
+var selfTargets = []selfTarget{
+	{"pusher-idle", "idle", "mem", "Pusher / own protocol: idle memory per connection", 1.1},
+	{"pusher-flood", "flood", "cpu", "Pusher / own protocol: CPU s per million deliveries", 1.1},
+	{"presence-idle", "idle", "mem", "presence / public channel: idle memory per conn", 1.5},
+	{"presence-idle", "private-idle", "mem", "presence / private channel, same token: idle memory", 1.5},
 }
 
 func summarizeMain(args []string, w io.Writer) int {
@@ -197,6 +215,22 @@ func summarizeMain(args []string, w io.Writer) int {
 			cmp = ">="
 		}
 		fmt.Fprintf(w, "%-50s %14s %14s %8.2f %5s%.1f  %v\n", t.figure, num(a), num(b), ratio, cmp, t.ratio, yesno(holds))
+	}
+	// The module against itself: other wire formats and presence against the
+	// plain WebSocket figures of the same comparison.
+	first := true
+	for _, t := range selfTargets {
+		a, _, _, n := stat(groups[t.scenario+"/realtime"], t.metric)
+		b, _, _, m := stat(groups[t.base+"/realtime"], t.metric)
+		if n == 0 || m == 0 || b == 0 {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "module against itself (medians)")
+			first = false
+		}
+		fmt.Fprintf(w, "%-50s %14s %14s %8.2f %5s%.1f  %v\n", t.figure, num(a), num(b), a/b, "<=", t.ratio, yesno(a/b <= t.ratio))
 	}
 	// compare.sh BASE_FROM=<rev>: the module against an older build of itself
 	header := false

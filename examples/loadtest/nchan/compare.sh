@@ -27,6 +27,12 @@
 #   sse-flood as flood, over Server-Sent Events
 #   sse-idle-tls   sse-idle over https:// (HTTP/1.1 on both: the module's streams taken over)
 #   sse-idle-h2    the module only: sse-idle over HTTP/2 (tls internal), streams held by net/http
+#   pusher-idle, pusher-flood   the module only: idle and flood with Pusher-protocol subscribers
+#             (realtime_pusher, -target pusher), against the module's own idle and flood
+#   presence-idle  the module only: idle, every subscriber a user of its own on a presence
+#             channel of 100 (-presence 100), against idle
+#   private-idle   the module only: the same tokens on private channels (-presence 100 -private),
+#             what presence-idle costs without presence
 #   idle-N    N idle subscribers (memory per connection at another size, e.g. idle-19000)
 #   scale-N   N subscribers, 200,000/N events/s for 10 s: CPU per delivery at the same
 #             offered deliveries/s whatever the size (e.g. scale-1000 ... scale-19000)
@@ -169,6 +175,10 @@ args_for() { # scenario
 	sse-idle | sse-idle-tls) echo "-transport sse $(args_for idle)" ;;
 	sse-idle-h2) echo "-transport sse -h2 $(args_for idle)" ;;
 	sse-flood) echo "-transport sse $(args_for flood)" ;;
+	pusher-idle) args_for idle ;;
+	pusher-flood) args_for flood ;;
+	presence-idle) echo "-presence 100 $(args_for idle)" ;;
+	private-idle) echo "-presence 100 -private $(args_for idle)" ;;
 	idle | idle-tls) echo "-idle -subs 10000 -idle-wait 30s -ramp 5000 -timeout 3m" ;;
 	flood | flood-tls) echo "-subs 1000 -pubs 1 -duration 10s -timeout 3m" ;;
 	rate200) echo "-subs 1000 -rate 200 -pubs 4 -duration 10s -timeout 3m" ;;
@@ -187,7 +197,9 @@ urls_for() { # target scenario
 	local tls=0 ws=ws wss=wss
 	case $2 in *-tls | *-h2) tls=1 ;; esac
 	case $2 in sse-*) ws=http wss=https ;; esac # event streams: the same routes, over plain HTTP(S)
-	if [ "$1" != nchan ]; then
+	if [ "$1" != nchan ] && [[ $2 == pusher-* ]]; then
+		echo "-url ws://127.0.0.1:$RT_PORT/app/${PUSHER_APP_KEY:-loadtest-key} -pub-url http://127.0.0.1:$RT_PORT/pub -server-pidfile $out/caddy.pid"
+	elif [ "$1" != nchan ]; then
 		if [ $tls = 1 ]; then
 			echo "-url $wss://127.0.0.1:$RT_TLS_PORT/ws -pub-url https://127.0.0.1:$RT_TLS_PORT/pub -insecure -server-pidfile $out/caddy.pid"
 		else
@@ -213,6 +225,7 @@ one() { # scenario target run
 	[ "${TRACE:-0}" = 1 ] && [ "$2" != nchan ] && batch="$batch -trace $out/$1-$2-$3.trace -admin http://$RT_ADMIN"
 	local proto=$2
 	[ "$proto" = base ] && proto=realtime # the same wire protocol, an older build
+	[[ $1 == pusher-* ]] && proto=pusher
 	run_nice timeout 240 "$out/loadtest" -target "$proto" $(urls_for "$2" "$1") $(args_for "$1") $batch $extra \
 		-label "$1/$2/$3" -json -quiet >"$f" 2>"$out/$1-$2-$3.err" || log "run exited $? (see $f)"
 	"stop_$2"
@@ -222,7 +235,9 @@ one() { # scenario target run
 
 for scen in $scenarios; do
 	for run in $(seq 1 "$runs"); do
-		if [[ $scen == *-h2 ]]; then # nginx here serves no HTTP/2: the module alone
+		if [[ $scen == *-h2 || $scen == pusher-* || $scen == presence-* || $scen == private-* ]]; then
+			# the module alone: nginx here serves no HTTP/2, and nchan has no
+			# Pusher protocol or presence
 			one "$scen" realtime "$run"
 		elif [ $((run % 2)) = 1 ]; then
 			one "$scen" realtime "$run"
