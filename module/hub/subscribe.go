@@ -114,6 +114,13 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 			continue
 		}
 		h.mu.Lock()
+		if s.detached {
+			// The session's end (or a resync) has dropped its
+			// subscriptions already: nothing would ever drop these.
+			h.mu.Unlock()
+			s.Disconnect(DisconnectGap)
+			break
+		}
 		dup := s.subs.get(name) != nil
 		full := !dup && s.policy.MaxSubscriptions > 0 && len(s.subs) >= s.policy.MaxSubscriptions
 		if !dup && !full {
