@@ -50,9 +50,12 @@ func (ph *pooledHub) observePublish(d time.Duration) {
 	ph.latency.Observe(d.Seconds())
 }
 
-// acquireHub returns the hub for s, making it if needed, and applies the
-// settings that change in place (history, limits, logger). The caller must
-// releaseHub(ph.key) in Cleanup. Nothing connects here: Start does.
+// acquireHub returns the hub for s, making it if needed. It changes
+// nothing of a running hub: the settings that change in place are applied
+// by the app's Start (applySettings), once the config that declares them
+// runs, so that a config that fails to load leaves the running one's
+// settings alone. The caller must releaseHub(ph.key) in Cleanup. Nothing
+// connects here: Start does.
 func acquireHub(s hubSettings, logger *zap.Logger) (*pooledHub, error) {
 	key := poolKey{name: s.name}
 	backend := "memory"
@@ -74,14 +77,18 @@ func acquireHub(s hubSettings, logger *zap.Logger) (*pooledHub, error) {
 	if err != nil {
 		return nil, err
 	}
-	ph := v.(*pooledHub)
+	return v.(*pooledHub), nil
+}
+
+// applySettings applies the settings that change in place (history,
+// limits, presence, private patterns, the hub's webhook, the logger).
+func (ph *pooledHub) applySettings(s hubSettings, logger *zap.Logger) {
 	ph.SetRetention(s.historySize, s.historyTTL)
 	ph.SetLimits(s.limits)
 	ph.SetPresence(s.presence)
 	ph.SetPrivate(s.private)
 	ph.setWebhook(webhookHubTarget, s.webhook)
 	ph.log.set(logger)
-	return ph, nil
 }
 
 // releaseHub drops one reference to a hub; the last one stops it.
