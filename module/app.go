@@ -44,6 +44,18 @@ type heldHubs struct {
 	mu       sync.Mutex
 	byName   map[string]*pooledHub
 	settings map[string]heldSettings // what Start applies to each hub
+	claims   []*pendingClaim         // handlers' webhooks, claimed at Start
+	started  bool                    // Start has claimed them
+}
+
+// pendingClaim is a handler's webhook, which its hub takes on when the
+// config starts (claimWebhook).
+type pendingClaim struct {
+	ph       *pooledHub
+	name     string
+	t        *webhookTarget
+	release  func() // set once claimed
+	released bool   // the handler gave it up
 }
 
 // heldSettings are a hub's settings in one config, and the logger its
@@ -225,6 +237,53 @@ func (a *App) limits(name string) hub.Limits {
 	return a.held.settings[name].s.limits
 }
 
+// claimWebhook claims a webhook target of a handler of this config (its
+// Provision) on ph when the config starts, so that a config that fails
+// to load never posts to its targets, and returns the function that gives
+// the claim up (the handler's Cleanup).
+func (a *App) claimWebhook(ph *pooledHub, name string, t *webhookTarget) (release func()) {
+	c := &pendingClaim{ph: ph, name: name, t: t}
+	a.held.mu.Lock()
+	a.held.claims = append(a.held.claims, c)
+	if a.held.started {
+		c.release = ph.claimWebhook(name, t)
+	}
+	a.held.mu.Unlock()
+	return func() {
+		a.held.mu.Lock()
+		defer a.held.mu.Unlock()
+		c.released = true
+		if c.release != nil {
+			c.release()
+		}
+	}
+}
+
+// claimWebhooks makes the handlers' webhook claims; releaseClaims gives
+// them up (a config that failed to start).
+func (a *App) claimWebhooks() {
+	a.held.mu.Lock()
+	defer a.held.mu.Unlock()
+	a.held.started = true
+	for _, c := range a.held.claims {
+		if !c.released && c.release == nil {
+			c.release = c.ph.claimWebhook(c.name, c.t)
+		}
+	}
+}
+
+func (a *App) releaseClaims() {
+	a.held.mu.Lock()
+	defer a.held.mu.Unlock()
+	a.held.started = false
+	for _, c := range a.held.claims {
+		if c.release != nil {
+			c.release()
+			c.release = nil
+		}
+	}
+}
+
 // Start applies this config's settings to its hubs, starts their
 // backplanes (a pooled hub that is already running carries on) and makes
 // this app the one the admin API and metrics read. The settings wait for
@@ -232,6 +291,7 @@ func (a *App) limits(name string) hub.Limits {
 // a config that fails to load must not have changed it.
 func (a *App) Start() error {
 	previous.Store(current.Swap(a))
+	a.claimWebhooks()
 	for _, ph := range a.hubs() {
 		a.applySettings(ph)
 		if err := ph.Start(); err != nil {
@@ -271,6 +331,7 @@ func (a *App) rollback() {
 		return
 	}
 	previous.CompareAndSwap(prev, nil)
+	a.releaseClaims()
 	if prev == nil || prev.held == nil {
 		return
 	}

@@ -3,8 +3,12 @@ package module
 import (
 	"net"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/wprealtime/caddy-realtime/module/hub"
 )
 
 // TestFailedReloadKeepsSettings: a reload whose config fails to provision
@@ -60,4 +64,35 @@ func TestFailedReloadKeepsSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after a reload", 11, 4)
+}
+
+// TestHandlerWebhookClaimedAtStart: a handler's webhook, claimed in its
+// Provision, is the hub's target only once the config starts, and a
+// config that fails to start gives it up at once.
+func TestHandlerWebhookClaimedAtStart(t *testing.T) {
+	ph := &pooledHub{Hub: hub.New("t", hub.NewMemoryLog(10, time.Hour)), log: newFollowingLogger(zap.NewNop())}
+	target := func() *webhookTarget {
+		ph.webhooks.mu.Lock()
+		defer ph.webhooks.mu.Unlock()
+		return ph.webhooks.targets["p"]
+	}
+	a := &App{held: &heldHubs{byName: map[string]*pooledHub{}, settings: map[string]heldSettings{}}}
+	tg := &webhookTarget{url: "https://a.example/hook", events: hub.WebhookMemberAdded}
+	release := a.claimWebhook(ph, "p", tg)
+	if target() != nil {
+		t.Fatal("a provisioned config's webhook is the target before it starts")
+	}
+	a.claimWebhooks()
+	if target() != tg {
+		t.Fatal("a started config's webhook is not the target")
+	}
+	a.releaseClaims()
+	if target() != nil {
+		t.Fatal("a config that failed to start kept its webhook")
+	}
+	release()
+	a.claimWebhooks()
+	if target() != nil {
+		t.Fatal("a released claim came back")
+	}
 }
