@@ -420,9 +420,10 @@ func (h *Hub) fetchMirror(pc *presenceChannel) {
 		return // nobody here holds the channel any more
 	}
 	if err != nil {
-		// Keep buffering: changes delivered before the retry's snapshot
-		// are older than it and will be dropped then.
-		pc.again = false
+		// Buffer afresh: the retry's snapshot is read after every change
+		// delivered so far, so none of them could apply to it, and a
+		// store that keeps failing must not grow the buffer for good.
+		pc.again, pc.buffered = false, nil
 		time.AfterFunc(presenceRetry, func() { h.fetchMirror(pc) })
 		return
 	}

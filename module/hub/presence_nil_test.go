@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,4 +59,71 @@ func TestUnlistedSnapshotIsNotFetchedInALoop(t *testing.T) {
 	if more := l.store.snapshots.Load() - n; more > 0 || n > 3 {
 		t.Fatalf("%d snapshots, then %d more: the hub fetches in a loop", n, more)
 	}
+}
+
+// failingStore fails every snapshot while fail is set.
+type failingLog struct {
+	*MemoryLog
+	once  sync.Once
+	store *failingStore
+}
+
+func (l *failingLog) Presence() PresenceStore {
+	l.once.Do(func() {
+		q := NewMemoryWebhookQueue(0, nil)
+		l.store = &failingStore{MemoryPresence: NewMemoryPresence(q), q: q}
+		l.store.fail.Store(true)
+	})
+	return l.store
+}
+
+func (l *failingLog) Webhooks() WebhookQueue { l.Presence(); return l.store.q }
+
+type failingStore struct {
+	*MemoryPresence
+	q         *MemoryWebhookQueue
+	fail      atomic.Bool
+	snapshots atomic.Int64
+}
+
+func (s *failingStore) Snapshot(ctx context.Context, channel string, max int) (PresenceState, error) {
+	s.snapshots.Add(1)
+	if s.fail.Load() {
+		return PresenceState{}, errors.New("store down")
+	}
+	return s.MemoryPresence.Snapshot(ctx, channel, max)
+}
+
+// While snapshots fail, the changes delivered meanwhile are not kept for
+// good: the retry's snapshot is newer than all of them. Once the store
+// answers, the mirror is right.
+func TestFailingSnapshotsBufferNoChangesForGood(t *testing.T) {
+	l := &failingLog{MemoryLog: NewMemoryLog(10, time.Hour)}
+	h := New("failing", l)
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(DisconnectShutdown, 0, time.Second)
+	s, c := connect(t, h, &Policy{SendQueue: 64}, ConnectOptions{Channels: []string{}})
+	s.Subscribe([]string{"presence-c"}, SubscribeOptions{Member: &Member{ID: "u"}})
+	for i := range 50 {
+		if _, err := l.store.Join(context.Background(), "presence-c", Member{ID: fmt.Sprintf("o%d", i)}, JoinOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := l.store.snapshots.Load()
+	// A second retry is scheduled by the first one's failure, once that
+	// has been handled.
+	waitFor(t, "two retried snapshots", func() bool { return l.store.snapshots.Load() > n+1 })
+	h.mu.Lock()
+	buffered := len(h.presence.chans["presence-c"].buffered)
+	h.mu.Unlock()
+	if buffered != 0 {
+		t.Fatalf("%d changes kept across a failed snapshot", buffered)
+	}
+	l.store.fail.Store(false)
+	waitFor(t, "the snapshot", func() bool {
+		ms := presenceMsgs(c, "presence-c")
+		return len(ms) > 0 && ms[0]["count"] == float64(51)
+	})
 }
