@@ -218,9 +218,15 @@ func (a *App) acquire(name string) (*pooledHub, error) {
 		return nil, fmt.Errorf("realtime: hub %s: %v", name, err)
 	}
 	logger := a.logger.With(zap.String("hub", name))
-	ph, err := acquireHub(s, logger)
+	ph, fresh, err := acquireHub(s, logger)
 	if err != nil {
 		return nil, fmt.Errorf("realtime: hub %s: %v", name, err)
+	}
+	if fresh {
+		// No running config has it: its settings are this config's from
+		// the start, so that a handler of another app that starts first
+		// never serves it with defaults (no private patterns, say).
+		ph.applySettings(s, logger)
 	}
 	a.held.mu.Lock()
 	a.held.byName[name] = ph

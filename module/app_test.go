@@ -96,3 +96,38 @@ func TestHandlerWebhookClaimedAtStart(t *testing.T) {
 		t.Fatal("a released claim came back")
 	}
 }
+
+// TestNewHubHasItsSettingsAtOnce: a hub that no running config holds gets
+// its config's settings when it is made (a handler of an app that starts
+// before the realtime app may serve it), one that a running config holds
+// only when the new config starts.
+func TestNewHubHasItsSettingsAtOnce(t *testing.T) {
+	newApp := func(conns int) *App {
+		return &App{
+			Hubs:   map[string]*HubConfig{"acquire-test": {MaxConnections: conns, Private: []string{"secret-*"}}},
+			logger: zap.NewNop(),
+			held:   &heldHubs{byName: map[string]*pooledHub{}, settings: map[string]heldSettings{}},
+		}
+	}
+	first := newApp(5)
+	ph, err := first.acquire("acquire-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseHub(ph.key)
+	if got := ph.Limits().MaxConnections; got != 5 {
+		t.Fatalf("a new hub has max_connections %d, want its config's 5", got)
+	}
+	next := newApp(9)
+	if _, err := next.acquire("acquire-test"); err != nil {
+		t.Fatal(err)
+	}
+	defer releaseHub(ph.key)
+	if got := ph.Limits().MaxConnections; got != 5 {
+		t.Fatalf("a held hub has max_connections %d before the new config started, want 5", got)
+	}
+	next.applySettings(ph)
+	if got := ph.Limits().MaxConnections; got != 9 {
+		t.Fatalf("max_connections %d after the new config's settings, want 9", got)
+	}
+}

@@ -50,19 +50,19 @@ func (ph *pooledHub) observePublish(d time.Duration) {
 	ph.latency.Observe(d.Seconds())
 }
 
-// acquireHub returns the hub for s, making it if needed. It changes
-// nothing of a running hub: the settings that change in place are applied
-// by the app's Start (applySettings), once the config that declares them
-// runs, so that a config that fails to load leaves the running one's
-// settings alone. The caller must releaseHub(ph.key) in Cleanup. Nothing
-// connects here: Start does.
-func acquireHub(s hubSettings, logger *zap.Logger) (*pooledHub, error) {
+// acquireHub returns the hub for s, making it if needed (fresh). It
+// changes nothing of a hub that another config holds: the settings that
+// change in place are applied by the app's Start (applySettings), once the
+// config that declares them runs, so that a config that fails to load
+// leaves the running one's settings alone. The caller must
+// releaseHub(ph.key) in Cleanup. Nothing connects here: Start does.
+func acquireHub(s hubSettings, logger *zap.Logger) (ph *pooledHub, fresh bool, err error) {
 	key := poolKey{name: s.name}
 	backend := "memory"
 	if s.backplane != nil {
 		key.backplane, backend = s.backplane.Identity(), s.backplaneName
 	}
-	v, _, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
+	v, loaded, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
 		fl := newFollowingLogger(logger)
 		log := hub.Log(hub.NewMemoryLog(s.historySize, s.historyTTL))
 		if s.backplane != nil {
@@ -75,9 +75,9 @@ func acquireHub(s hubSettings, logger *zap.Logger) (*pooledHub, error) {
 		return &pooledHub{Hub: hub.New(s.name, log), key: key, name: s.name, backend: backend, log: fl}, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return v.(*pooledHub), nil
+	return v.(*pooledHub), !loaded, nil
 }
 
 // applySettings applies the settings that change in place (history,
