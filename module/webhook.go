@@ -262,6 +262,7 @@ func (ph *pooledHub) startSenderLocked(name string, t *webhookTarget) {
 	go func() {
 		defer w.wg.Done()
 		defer close(s.done)
+		defer s.retired()
 		defer cancel()
 		if prev != nil {
 			select {
@@ -305,6 +306,10 @@ func (s *webhookSender) run(ctx context.Context) {
 		_ = s.ph.Webhooks().Forget(fctx, s.name)
 		cancel()
 	}
+}
+
+// retired forgets an exited sender among those of removed targets.
+func (s *webhookSender) retired() {
 	w := &s.ph.webhooks
 	w.mu.Lock()
 	if w.retiring[s.name] == s {
