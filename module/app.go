@@ -16,6 +16,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/wprealtime/caddy-realtime/module/hub"
 )
 
 func init() {
@@ -39,8 +41,28 @@ type App struct {
 // heldHubs are the hubs an app acquired, by name. Handlers add to them while
 // the config provisions; the admin API and metrics read them meanwhile.
 type heldHubs struct {
-	mu     sync.Mutex
-	byName map[string]*pooledHub
+	mu       sync.Mutex
+	byName   map[string]*pooledHub
+	settings map[string]heldSettings // what Start applies to each hub
+	claims   []*pendingClaim         // handlers' webhooks, claimed at Start
+	started  bool                    // Start has claimed them
+}
+
+// pendingClaim is a handler's webhook, which its hub takes on when the
+// config starts (claimWebhook).
+type pendingClaim struct {
+	ph       *pooledHub
+	name     string
+	t        *webhookTarget
+	release  func() // set once claimed
+	released bool   // the handler gave it up
+}
+
+// heldSettings are a hub's settings in one config, and the logger its
+// messages go to while that config runs.
+type heldSettings struct {
+	s      hubSettings
+	logger *zap.Logger
 }
 
 // HubConfig are the settings of one hub.
@@ -103,7 +125,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.logger = ctx.Logger()
-	a.held = &heldHubs{byName: make(map[string]*pooledHub)}
+	a.held = &heldHubs{byName: make(map[string]*pooledHub), settings: make(map[string]heldSettings)}
 	if err := registerMetrics(ctx); err != nil {
 		return err
 	}
@@ -195,34 +217,133 @@ func (a *App) acquire(name string) (*pooledHub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("realtime: hub %s: %v", name, err)
 	}
-	ph, err := acquireHub(s, a.logger.With(zap.String("hub", name)))
+	logger := a.logger.With(zap.String("hub", name))
+	ph, fresh, err := acquireHub(s, logger)
 	if err != nil {
 		return nil, fmt.Errorf("realtime: hub %s: %v", name, err)
 	}
+	if fresh {
+		// No running config has it: its settings are this config's from
+		// the start, so that a handler of another app that starts first
+		// never serves it with defaults (no private patterns, say).
+		ph.applySettings(s, logger)
+	}
 	a.held.mu.Lock()
 	a.held.byName[name] = ph
+	a.held.settings[name] = heldSettings{s: s, logger: logger}
 	a.held.mu.Unlock()
 	return ph, nil
 }
 
-// Start starts the hubs' backplanes (a pooled hub that is already running
-// carries on) and makes this app the one the admin API and metrics read.
+// limits returns the connection limits this config gives hub name: the
+// hub itself has the running config's until Start.
+func (a *App) limits(name string) hub.Limits {
+	a.held.mu.Lock()
+	defer a.held.mu.Unlock()
+	return a.held.settings[name].s.limits
+}
+
+// claimWebhook claims a webhook target of a handler of this config (its
+// Provision) on ph when the config starts, so that a config that fails
+// to load never posts to its targets, and returns the function that gives
+// the claim up (the handler's Cleanup).
+func (a *App) claimWebhook(ph *pooledHub, name string, t *webhookTarget) (release func()) {
+	c := &pendingClaim{ph: ph, name: name, t: t}
+	a.held.mu.Lock()
+	a.held.claims = append(a.held.claims, c)
+	if a.held.started {
+		c.release = ph.claimWebhook(name, t)
+	}
+	a.held.mu.Unlock()
+	return func() {
+		a.held.mu.Lock()
+		defer a.held.mu.Unlock()
+		c.released = true
+		if c.release != nil {
+			c.release()
+		}
+	}
+}
+
+// claimWebhooks makes the handlers' webhook claims; releaseClaims gives
+// them up (a config that failed to start).
+func (a *App) claimWebhooks() {
+	a.held.mu.Lock()
+	defer a.held.mu.Unlock()
+	a.held.started = true
+	for _, c := range a.held.claims {
+		if !c.released && c.release == nil {
+			c.release = c.ph.claimWebhook(c.name, c.t)
+		}
+	}
+}
+
+func (a *App) releaseClaims() {
+	a.held.mu.Lock()
+	defer a.held.mu.Unlock()
+	a.held.started = false
+	for _, c := range a.held.claims {
+		if c.release != nil {
+			c.release()
+			c.release = nil
+		}
+	}
+}
+
+// Start applies this config's settings to its hubs, starts their
+// backplanes (a pooled hub that is already running carries on) and makes
+// this app the one the admin API and metrics read. The settings wait for
+// Start because a running hub is shared with the config before this one:
+// a config that fails to load must not have changed it.
 func (a *App) Start() error {
+	previous.Store(current.Swap(a))
+	a.claimWebhooks()
 	for _, ph := range a.hubs() {
+		a.applySettings(ph)
 		if err := ph.Start(); err != nil {
+			a.rollback()
 			return fmt.Errorf("realtime: hub %s: %v", ph.name, err)
 		}
 		ph.startWebhooks()
 	}
-	current.Store(a)
 	return nil
 }
 
+// applySettings applies this config's settings to one of its hubs.
+func (a *App) applySettings(ph *pooledHub) {
+	a.held.mu.Lock()
+	hs, ok := a.held.settings[ph.name]
+	a.held.mu.Unlock()
+	if ok {
+		ph.applySettings(hs.s, hs.logger)
+	}
+}
+
 // Stop implements caddy.App. Hubs stop when the last app holding them
-// releases them (Cleanup), so that a reload keeps them.
+// releases them (Cleanup), so that a reload keeps them. An app stopped
+// while it is the running one, with the config before it still there, is
+// a reload that failed after this app started: the config before it runs
+// on.
 func (a *App) Stop() error {
-	current.CompareAndSwap(a, nil)
+	a.rollback()
 	return nil
+}
+
+// rollback gives the hubs back to the config that ran before this app
+// started, if that one still runs, with its settings.
+func (a *App) rollback() {
+	prev := previous.Load()
+	if !current.CompareAndSwap(a, prev) {
+		return
+	}
+	previous.CompareAndSwap(prev, nil)
+	a.releaseClaims()
+	if prev == nil || prev.held == nil {
+		return
+	}
+	for _, ph := range prev.hubs() {
+		prev.applySettings(ph)
+	}
 }
 
 // Cleanup releases the hubs this app acquired; a hub that no new config
@@ -231,6 +352,7 @@ func (a *App) Cleanup() error {
 	if a.held == nil {
 		return nil // Provision failed before it started
 	}
+	previous.CompareAndSwap(a, nil) // the config after this one runs
 	a.held.mu.Lock()
 	held := a.held.byName
 	a.held.byName = nil
@@ -257,6 +379,10 @@ func (a *App) hubs() []*pooledHub {
 // through it, so that during a reload they report the new config's hubs,
 // never a mix of two generations.
 var current atomic.Pointer[App]
+
+// previous is the app that ran before current, until it is cleaned up: a
+// reload that fails after the new app started gives the hubs back to it.
+var previous atomic.Pointer[App]
 
 // runningHubs returns the running app's hubs.
 func runningHubs() []*pooledHub {

@@ -50,16 +50,19 @@ func (ph *pooledHub) observePublish(d time.Duration) {
 	ph.latency.Observe(d.Seconds())
 }
 
-// acquireHub returns the hub for s, making it if needed, and applies the
-// settings that change in place (history, limits, logger). The caller must
+// acquireHub returns the hub for s, making it if needed (fresh). It
+// changes nothing of a hub that another config holds: the settings that
+// change in place are applied by the app's Start (applySettings), once the
+// config that declares them runs, so that a config that fails to load
+// leaves the running one's settings alone. The caller must
 // releaseHub(ph.key) in Cleanup. Nothing connects here: Start does.
-func acquireHub(s hubSettings, logger *zap.Logger) (*pooledHub, error) {
+func acquireHub(s hubSettings, logger *zap.Logger) (ph *pooledHub, fresh bool, err error) {
 	key := poolKey{name: s.name}
 	backend := "memory"
 	if s.backplane != nil {
 		key.backplane, backend = s.backplane.Identity(), s.backplaneName
 	}
-	v, _, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
+	v, loaded, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
 		fl := newFollowingLogger(logger)
 		log := hub.Log(hub.NewMemoryLog(s.historySize, s.historyTTL))
 		if s.backplane != nil {
@@ -72,16 +75,20 @@ func acquireHub(s hubSettings, logger *zap.Logger) (*pooledHub, error) {
 		return &pooledHub{Hub: hub.New(s.name, log), key: key, name: s.name, backend: backend, log: fl}, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	ph := v.(*pooledHub)
+	return v.(*pooledHub), !loaded, nil
+}
+
+// applySettings applies the settings that change in place (history,
+// limits, presence, private patterns, the hub's webhook, the logger).
+func (ph *pooledHub) applySettings(s hubSettings, logger *zap.Logger) {
 	ph.SetRetention(s.historySize, s.historyTTL)
 	ph.SetLimits(s.limits)
 	ph.SetPresence(s.presence)
 	ph.SetPrivate(s.private)
 	ph.setWebhook(webhookHubTarget, s.webhook)
 	ph.log.set(logger)
-	return ph, nil
 }
 
 // releaseHub drops one reference to a hub; the last one stops it.

@@ -178,7 +178,7 @@ func (h *PusherHandler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("realtime_pusher: webhook: %v", err)
 		}
-		h.releaseWebhook = h.hub.claimWebhook(pusherWebhookName(h.appID, h.key, t.url), t)
+		h.releaseWebhook = app.claimWebhook(h.hub, pusherWebhookName(h.appID, h.key, t.url), t)
 	}
 	return nil
 }

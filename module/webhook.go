@@ -136,11 +136,16 @@ type webhooks struct {
 	// claims are the targets handlers set by name (claimWebhook), oldest
 	// first: during a reload two configs claim a name, and the newest
 	// live claim is the target.
-	claims  map[string][]*webhookTarget
-	started bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	claims map[string][]*webhookTarget
+	// retiring are the senders of removed targets that have not exited
+	// yet: a sender for the same name, added again, waits for the old
+	// one, so that two never read one target's queue at once.
+	retiring map[string]*webhookSender
+	started  bool
+	stopped  bool // stopWebhooks ran: no sender starts any more
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // setWebhook sets (t non-nil) or removes a webhook target of the hub, and
@@ -211,7 +216,15 @@ func (ph *pooledHub) setWebhookLocked(name string, t *webhookTarget) {
 	if s := w.senders[name]; s != nil {
 		s.target.Store(t)
 		if t == nil {
+			// Stop it now: it may be waiting in Read for events that
+			// never come, and a sender started for the name meanwhile
+			// would read the same queue.
+			s.cancel()
 			delete(w.senders, name)
+			if w.retiring == nil {
+				w.retiring = make(map[string]*webhookSender)
+			}
+			w.retiring[name] = s
 		}
 		return
 	}
@@ -237,20 +250,37 @@ func (ph *pooledHub) startWebhooks() {
 
 func (ph *pooledHub) startSenderLocked(name string, t *webhookTarget) {
 	w := &ph.webhooks
-	s := &webhookSender{ph: ph, name: name}
+	if w.stopped {
+		return // the hub is gone: nothing may send for it any more
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	s := &webhookSender{ph: ph, name: name, cancel: cancel, done: make(chan struct{})}
 	s.target.Store(t)
 	w.senders[name] = s
+	prev := w.retiring[name]
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		s.run(w.ctx)
+		defer close(s.done)
+		defer s.retired()
+		defer cancel()
+		if prev != nil {
+			select {
+			case <-prev.done:
+			case <-ctx.Done():
+				return
+			}
+		}
+		s.run(ctx)
 	}()
 }
 
-// stopWebhooks stops the senders; what they had not sent stays queued.
+// stopWebhooks stops the senders and waits for them; what they had not
+// sent stays queued. No sender starts afterwards.
 func (ph *pooledHub) stopWebhooks() {
 	w := &ph.webhooks
 	w.mu.Lock()
+	w.stopped = true
 	if w.cancel != nil {
 		w.cancel()
 	}
@@ -263,15 +293,37 @@ type webhookSender struct {
 	ph     *pooledHub
 	name   string
 	target atomic.Pointer[webhookTarget] // nil: the target was removed
+	cancel context.CancelFunc            // stops run: the target was removed
+	done   chan struct{}                 // closed once run has returned
 }
 
-// run sends until ctx ends or the target is removed.
+// run sends until ctx ends. A sender whose target was removed forgets the
+// target's position in the queue on its way out.
 func (s *webhookSender) run(ctx context.Context) {
+	s.send(ctx)
+	if s.target.Load() == nil {
+		fctx, cancel := context.WithTimeout(context.Background(), webhookTimeout)
+		_ = s.ph.Webhooks().Forget(fctx, s.name)
+		cancel()
+	}
+}
+
+// retired forgets an exited sender among those of removed targets.
+func (s *webhookSender) retired() {
+	w := &s.ph.webhooks
+	w.mu.Lock()
+	if w.retiring[s.name] == s {
+		delete(w.retiring, s.name)
+	}
+	w.mu.Unlock()
+}
+
+// send reads and posts the target's events until ctx ends.
+func (s *webhookSender) send(ctx context.Context) {
 	q := s.ph.Webhooks()
 	log := func() *zap.Logger { return s.ph.log.logger().With(zap.String("webhook", s.name)) }
 	for {
 		if s.target.Load() == nil {
-			_ = q.Forget(context.Background(), s.name)
 			return
 		}
 		events, err := q.Read(ctx, s.name, webhookBatch)

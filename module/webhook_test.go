@@ -1,12 +1,17 @@
 package module
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/wprealtime/caddy-realtime/module/hub"
 )
@@ -125,4 +130,59 @@ func hmacHex(secret, msg string) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(msg))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// TestWebhookSenderLifecycle: removing a target stops its sender at once,
+// even while it waits for events (else a target added again under the
+// name would get a second sender reading the same queue), and once the
+// hub's senders are stopped none starts again.
+func TestWebhookSenderLifecycle(t *testing.T) {
+	ph := &pooledHub{Hub: hub.New("t", hub.NewMemoryLog(10, time.Hour)), log: newFollowingLogger(zap.NewNop())}
+	w := &ph.webhooks
+	senders := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.senders) + len(w.retiring)
+	}
+	exited := func() bool {
+		done := make(chan struct{})
+		go func() { w.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return true
+		case <-time.After(5 * time.Second):
+			return false
+		}
+	}
+	posts := make(chan struct{}, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { posts <- struct{}{} }))
+	defer srv.Close()
+	target := &webhookTarget{url: srv.URL, secret: []byte("s"), events: hub.WebhookClientEvent}
+	ph.setWebhook("hub", target)
+	ph.startWebhooks()
+	if n := senders(); n != 1 {
+		t.Fatalf("%d senders, want 1", n)
+	}
+	// One delivery, so that the sender is back waiting for events.
+	if err := ph.Webhooks().Add(context.Background(), []hub.WebhookEvent{{Name: "client_event", Channel: "private-c", Event: "client-x"}}); err != nil {
+		t.Fatal(err)
+	}
+	<-posts
+	time.Sleep(50 * time.Millisecond)
+	ph.setWebhook("hub", nil)
+	if !exited() {
+		t.Fatal("the sender of a removed target is still running")
+	}
+	if n := senders(); n != 0 {
+		t.Fatalf("%d senders after the target was removed, want 0", n)
+	}
+	ph.setWebhook("hub", target)
+	if n := senders(); n != 1 {
+		t.Fatalf("%d senders after the target came back, want 1", n)
+	}
+	ph.stopWebhooks()
+	ph.setWebhook("other", target)
+	if n := senders(); n != 1 || !exited() {
+		t.Fatalf("a sender started after the hub's senders were stopped (%d)", n)
+	}
 }

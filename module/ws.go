@@ -140,7 +140,7 @@ func (h *WSHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("realtime_ws: %v", err)
 	}
 	if h.MaxConnections > 0 || h.MaxConnectionsPerIP != nil {
-		lim := h.hub.Limits()
+		lim := app.limits(h.Hub)
 		if h.MaxConnections > 0 {
 			lim.MaxConnections = h.MaxConnections
 		}

@@ -54,6 +54,19 @@ type Codec interface {
 	PresenceCount(channel string, count int) []byte
 }
 
+// ResumePointer is implemented by codecs whose client keeps its resume
+// point from the messages it gets, not from events alone (SSE: the
+// browser's Last-Event-ID is the id of the last message). A session of
+// such a codec that resumes gets ResumePoint once its subscriptions are
+// live, at the head they went live at, so that its next reconnect resumes
+// from there: a resume that could not be recovered would otherwise be
+// asked again, from the same cursor, until an event came.
+type ResumePointer interface {
+	// ResumePoint tells the client that it has everything up to c; nil
+	// sends nothing.
+	ResumePoint(c Cursor) []byte
+}
+
 // Member is a user on a presence channel: a user, not a connection (two
 // tabs of one user, on one node or two, are one member).
 type Member struct {

@@ -168,6 +168,7 @@ func (h *Hub) admit(s *Session, ip string, p *Policy) error {
 func (h *Hub) remove(s *Session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	s.detached = true
 	if _, ok := h.sessions[s]; !ok {
 		return
 	}
@@ -263,6 +264,7 @@ func (h *Hub) resync() {
 	h.mu.Lock()
 	sessions := make([]*Session, 0, len(h.sessions))
 	for s := range h.sessions {
+		s.detached = true
 		h.dropSubscriptionsLocked(s)
 		sessions = append(sessions, s)
 	}

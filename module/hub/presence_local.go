@@ -87,6 +87,7 @@ type presenceChannel struct {
 	ready    bool
 	fetching bool
 	again    bool // a resync came during the fetch: its snapshot may be of before the cause
+	relisted bool // a snapshot was fetched again for its members: take the next as it is
 	reset    bool // when the fetch ends, send the snapshot to every receiver
 	snapPos  Cursor
 	count    int
@@ -419,9 +420,10 @@ func (h *Hub) fetchMirror(pc *presenceChannel) {
 		return // nobody here holds the channel any more
 	}
 	if err != nil {
-		// Keep buffering: changes delivered before the retry's snapshot
-		// are older than it and will be dropped then.
-		pc.again = false
+		// Buffer afresh: the retry's snapshot is read after every change
+		// delivered so far, so none of them could apply to it, and a
+		// store that keeps failing must not grow the buffer for good.
+		pc.again, pc.buffered = false, nil
 		time.AfterFunc(presenceRetry, func() { h.fetchMirror(pc) })
 		return
 	}
@@ -459,8 +461,14 @@ func (h *Hub) installLocked(pc *presenceChannel, st PresenceState) {
 	}
 	pc.buffered = nil
 	pc.ready = true
-	if pc.members == nil && pc.count <= h.pconfig.Load().MaxMembers {
-		// The limit went up meanwhile: list the members after all.
+	if pc.members != nil {
+		pc.relisted = false
+	} else if pc.count <= h.pconfig.Load().MaxMembers && !pc.relisted {
+		// The limit went up meanwhile: list the members after all. Once:
+		// a store that cannot list them (one deciding alone while its
+		// backplane is away) answers the same again, and this would
+		// fetch in a loop. Until the next change, counts only.
+		pc.relisted = true
 		h.refetchLocked(pc)
 		return
 	}
@@ -520,6 +528,7 @@ func (h *Hub) applyChangeLocked(pc *presenceChannel, c PresenceChange, silent bo
 		switch {
 		case silent:
 		case pc.count <= max:
+			pc.relisted = false
 			h.refetchLocked(pc) // back under the limit: members again
 		default:
 			h.sendCountLocked(pc)

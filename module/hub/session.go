@@ -43,6 +43,12 @@ type Session struct {
 
 	// Guarded by hub.mu.
 	subs subscriptions // every subscription, live or catching up
+	// detached is set when the session leaves the hub (remove) or loses
+	// its subscriptions to a resync: it subscribes to nothing more, so
+	// that a subscribe racing its end leaves no subscription, presence
+	// hold or live membership behind, and none made in a resync's window
+	// moves the client's cursor past the gap before its 1012.
+	detached bool
 
 	// Only touched by the goroutine that handles client messages.
 	grants   []*Grant

@@ -114,6 +114,13 @@ func (s *Session) Subscribe(channels []string, o SubscribeOptions) {
 			continue
 		}
 		h.mu.Lock()
+		if s.detached {
+			// The session's end (or a resync) has dropped its
+			// subscriptions already: nothing would ever drop these.
+			h.mu.Unlock()
+			s.Disconnect(DisconnectGap)
+			break
+		}
 		dup := s.subs.get(name) != nil
 		full := !dup && s.policy.MaxSubscriptions > 0 && len(s.subs) >= s.policy.MaxSubscriptions
 		if !dup && !full {
@@ -384,10 +391,15 @@ func (s *Session) catchUp(subs []*subscription, from Cursor, mode catchUpMode) {
 		if h.head != pos {
 			return false
 		}
+		live := false
 		for _, sub := range subs {
 			if s.subs.get(sub.channel) == sub {
 				h.subscribeLocked(s, sub.channel)
+				live = true
 			}
+		}
+		if live && mode == catchUpResume {
+			s.queueResumePointLocked(h.head)
 		}
 		return true
 	}
@@ -414,10 +426,24 @@ func (s *Session) goLive(subs []*subscription, r Recovery) {
 		if s.subs.get(sub.channel) == sub {
 			h.subscribeLocked(s, sub.channel)
 			s.queueControl(s.codec.Subscribed(sub.channel, r))
+			if r == NotRecovered {
+				s.queueResumePointLocked(h.head)
+			}
 			h.announcePresenceLocked(s, sub)
 			h.startFlushLocked()
 		}
 		h.mu.Unlock()
+	}
+}
+
+// queueResumePointLocked tells a client whose codec keeps its resume point
+// from messages that it has everything up to head (ResumePointer). h.mu is
+// held, so that no event after head comes before it.
+func (s *Session) queueResumePointLocked(head Cursor) {
+	if rp, ok := s.codec.(ResumePointer); ok && head.Epoch != "" {
+		if msg := rp.ResumePoint(head); msg != nil {
+			s.queueControl(msg)
+		}
 	}
 }
 

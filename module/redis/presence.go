@@ -137,6 +137,10 @@ const (
 // within it, by Redis or, when Redis does not answer, by the node alone.
 const presenceTimeout = 2 * time.Second
 
+// registerTimeout bounds a registration, during which the node's own
+// calls wait (at most as long as their own deadline).
+const registerTimeout = 15 * time.Second
+
 // holdBatch bounds the operations of one hold script (registrations,
 // reaping).
 const holdBatch = 128
@@ -290,7 +294,9 @@ func (p *presence) Vacate(ctx context.Context, channel string, hooks hub.Webhook
 // dead registers again first.
 func (p *presence) own(ctx context.Context, op holdOp, hooks hub.WebhookSet) (opResult, error) {
 	for attempt := 0; ; attempt++ {
-		p.calls.RLock()
+		if err := p.rlockCalls(ctx); err != nil {
+			return opResult{}, err
+		}
 		if !p.isUp() {
 			r := p.decideAlone(op)
 			p.calls.RUnlock()
@@ -334,6 +340,27 @@ func (p *presence) own(ctx context.Context, op holdOp, hooks hub.WebhookSet) (op
 		p.learn(rep.epoch, rep.n, rep.last)
 		p.calls.RUnlock()
 		return rep.ops[0], nil
+	}
+}
+
+// rlockCalls takes p.calls for a call, waiting while a registration holds
+// it, but no longer than ctx allows: a registration that Redis keeps
+// waiting must not hold a session's join or leave beyond its deadline.
+func (p *presence) rlockCalls(ctx context.Context) error {
+	if p.calls.TryRLock() {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if p.calls.TryRLock() {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("redis presence: waiting for the node's registration: %w", ctx.Err())
+		}
 	}
 }
 
@@ -661,6 +688,9 @@ func (p *presence) wakeKeeper() {
 // holds cannot change under the comparison: a call waiting to start will
 // find its work done, or do it.
 func (p *presence) register(ctx context.Context) error {
+	// Calls wait while it runs: bound it, whatever the caller's ctx.
+	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	defer cancel()
 	p.calls.Lock()
 	defer p.calls.Unlock()
 	p.mu.Lock()

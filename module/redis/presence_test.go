@@ -428,3 +428,30 @@ func TestPresenceLossDeclared(t *testing.T) {
 		t.Fatal("no loss declared")
 	}
 }
+
+// A join or leave waits for a registration under way no longer than its
+// own deadline: a Redis that keeps the registration waiting must not hold
+// a session's subscribe (or the hub's leave timer) with it.
+func TestPresenceCallHonoursDeadlineDuringRegistration(t *testing.T) {
+	needRedis(t)
+	addr := testAddr()
+	n := newPresenceNode(t, addr, uniquePrefix(t, addr), hub.DefaultPresenceConfig(), 0)
+	p := n.l.pres
+	p.calls.Lock() // a registration that does not finish
+	defer p.calls.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := p.Join(ctx, "presence-c", hub.Member{ID: "u"}, hub.JoinOptions{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a join went through while a registration held the node's calls")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a join waited for a registration beyond its deadline")
+	}
+}

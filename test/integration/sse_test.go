@@ -152,6 +152,23 @@ func TestSSELastEventIDResume(t *testing.T) {
 		r.ExpectEvent(ch, "missed0")
 		resume(t, "&since="+url.QueryEscape(last), http.Header{"Last-Event-ID": {"garbage"}}, false)
 	})
+	t.Run("after recovered:false", func(t *testing.T) {
+		// The stream says where it went live, so that the next reconnect
+		// does not ask for the lost cursor again.
+		r := resume(t, "", http.Header{"Last-Event-ID": {"gone-1-1"}}, false)
+		deadline := time.Now().Add(5 * time.Second)
+		for r.LastID() == "" {
+			if time.Now().After(deadline) {
+				t.Fatal("no id after recovered:false")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		id := r.LastID()
+		r.Close()
+		publish(t, event(ch, "after_not_recovered"))
+		n := resume(t, "", http.Header{"Last-Event-ID": {id}}, true)
+		n.ExpectEvent(ch, "after_not_recovered")
+	})
 	t.Run("since alone", func(t *testing.T) {
 		r := resume(t, "&since="+url.QueryEscape(last), nil, true)
 		r.ExpectEvent(ch, "missed0")

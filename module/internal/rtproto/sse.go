@@ -63,6 +63,15 @@ func (SSE) Welcome(w hub.Welcome) []byte {
 	return appendSSEEvent(b, "realtime:welcome", WelcomeJSON(w))
 }
 
+// ResumePoint implements hub.ResumePointer: an id with no data sets the
+// browser's Last-Event-ID without dispatching an event.
+func (SSE) ResumePoint(c hub.Cursor) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, "id: "...)
+	b = c.AppendTo(b)
+	return append(b, "\n\n"...)
+}
+
 // Subscribed implements hub.Codec.
 func (SSE) Subscribed(ch string, r hub.Recovery) []byte {
 	return sseEvent("realtime:subscribed", SubscribedJSON(ch, r))
@@ -162,4 +171,7 @@ func appendSSEData(b, data []byte) []byte {
 	}
 }
 
-var _ hub.Codec = SSE{}
+var (
+	_ hub.Codec         = SSE{}
+	_ hub.ResumePointer = SSE{}
+)

@@ -195,3 +195,16 @@ func TestSSEKeepAliveIsAComment(t *testing.T) {
 		t.Fatal("SSE has no pong")
 	}
 }
+
+// The resume point is an id with no data: EventSource takes it as its
+// Last-Event-ID and dispatches nothing.
+func TestSSEResumePointIsAnIDAlone(t *testing.T) {
+	c := hub.Cursor{Epoch: "abc", Pos: hub.Position{Hi: 7, Lo: 2}}
+	b := SSE{}.ResumePoint(c)
+	if want := "id: " + c.String() + "\n\n"; string(b) != want {
+		t.Fatalf("resume point %q, want %q", b, want)
+	}
+	if ms := parseSSE(t, b); len(ms) != 0 {
+		t.Fatalf("the resume point dispatches %d events", len(ms))
+	}
+}
