@@ -121,16 +121,16 @@ if [ -n "${BASE_FROM:-}" ]; then
 	(cd "$base_src" && go build -o "$out/caddy-base" ./xcaddy-build/caddy)
 	base_rev=$(cd "$repo" && git rev-parse --short "$BASE_FROM")
 fi
+if [ "$other" = nchan ]; then "$here/run-nchan.sh" install; fi # before its versions are recorded
 {
 	echo "revision $rev"
 	echo "machine $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 	echo "nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null), nginx $(dpkg-query -W -f='${Version}' nginx-light 2>/dev/null || dpkg-query -W -f='${Version}' nginx 2>/dev/null), worker_processes $workers"
 	echo "runs $runs, scenarios: $scenarios, nice $nice_n"
-	[ "$other" = base ] && echo "against the module at $base_rev (target base), not nchan"
+	if [ "$other" = base ]; then echo "against the module at $base_rev (target base), not nchan"; fi
 } >"$out/info.txt"
 log "revision $rev"
 
-[ "$other" = nchan ] && "$here/run-nchan.sh" install
 
 for p in "$RT_PORT" "$RT_TLS_PORT" "${RT_ADMIN##*:}" "$nc_port" "$nc_tls_port"; do
 	port_free "$p" || { log "port $p is in use; set RT_PORT/RT_TLS_PORT/RT_ADMIN/NC_PORT/NC_TLS_PORT"; exit 1; }
