@@ -51,7 +51,9 @@ type hubInfo struct {
 
 func (a AdminAPI) listHubs(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errMethod}
+		// The module's own error form, as on every other realtime route.
+		w.Header().Set("Allow", http.MethodGet)
+		return writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
 	}
 	out := []hubInfo{}
 	for _, ph := range runningHubs() {
@@ -111,11 +113,5 @@ func (a AdminAPI) publish(w http.ResponseWriter, r *http.Request, target *pooled
 	}
 	return publishBody(w, r, target, nil, publishLimits{maxBody: defaultMaxBody, maxBatch: defaultMaxBatch})
 }
-
-type adminError string
-
-func (e adminError) Error() string { return string(e) }
-
-const errMethod = adminError("method not allowed")
 
 var _ caddy.AdminRouter = AdminAPI{}

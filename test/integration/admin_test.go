@@ -37,9 +37,11 @@ func TestAdminHubs(t *testing.T) {
 	if n := statInt(t, "stats", "subscriptions"); n != 2 {
 		t.Fatalf("after a client left: want 2 subscriptions, got %d", n)
 	}
+	// A wrong method is answered in the module's error form, as on the
+	// hub routes, with the method to use.
 	r := request(t, http.MethodPost, adminBase+"/realtime/hubs", nil)
-	if r.status < 400 {
-		t.Fatalf("POST /realtime/hubs: want an error, got %s", r)
+	if a := expectError(t, r, http.StatusMethodNotAllowed); a.Code != "method_not_allowed" || r.header.Get("Allow") != "GET" {
+		t.Fatalf("POST /realtime/hubs: want method_not_allowed with Allow: GET, got %s", r)
 	}
 }
 
