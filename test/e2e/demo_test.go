@@ -15,15 +15,7 @@ import (
 // headless Chromium) against the demo Caddyfile: live delivery, resume
 // after going offline with each event once, and XSS-safe rendering.
 func TestDemoPageInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	root := testenv.RepoRoot()
-	var need testenv.Needs
-	need.Check(testenv.NodeAtLeast(20, 19), "node 20.19+", testenv.NodeHint)
-	need.Check(testenv.Exists("/usr/bin/chromium"), "/usr/bin/chromium", "apt-get install chromium")
-	need.Check(testenv.Exists(filepath.Join(root, "test/e2e/node_modules/playwright-core")), "playwright-core", "(cd test/e2e && npm ci)")
-	need.Require(t)
+	root := needBrowser(t)
 
 	port, admin := testenv.FreePort(t), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	demo, err := os.ReadFile(filepath.Join(root, "examples/Caddyfile"))
@@ -52,6 +44,23 @@ func TestDemoPageInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser checks failed: %v", err)
 	}
+}
+
+// needBrowser skips in -short mode, and skips (or, with
+// REALTIME_TEST_STRICT=1, fails) when Node 20.19+, Chromium or the suite's
+// npm packages are missing; it returns the repository's root.
+func needBrowser(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	root := testenv.RepoRoot()
+	var need testenv.Needs
+	need.Check(testenv.NodeAtLeast(20, 19), "node 20.19+", testenv.NodeHint)
+	need.Check(testenv.Exists("/usr/bin/chromium"), "/usr/bin/chromium", "apt-get install chromium")
+	need.Check(testenv.Exists(filepath.Join(root, "test/e2e/node_modules/playwright-core")), "playwright-core", "(cd test/e2e && npm ci)")
+	need.Require(t)
+	return root
 }
 
 // TestMain removes the built binary after the tests.

@@ -16,15 +16,7 @@ import (
 // hub (a process the script starts, reloads and restarts) delivers every
 // event once and in order across a reload and a restart.
 func TestSSEFallbackInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	root := testenv.RepoRoot()
-	var need testenv.Needs
-	need.Check(testenv.NodeAtLeast(20, 19), "node 20.19+", testenv.NodeHint)
-	need.Check(testenv.Exists("/usr/bin/chromium"), "/usr/bin/chromium", "apt-get install chromium")
-	need.Check(testenv.Exists(filepath.Join(root, "test/e2e/node_modules/playwright-core")), "playwright-core", "(cd test/e2e && npm ci)")
-	need.Require(t)
+	root := needBrowser(t)
 
 	hubPort, hubAdmin := testenv.FreePort(t), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	frontPort, frontAdmin := testenv.FreePort(t), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
